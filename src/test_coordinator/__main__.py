@@ -1,0 +1,3 @@
+from test_coordinator.entrypoints.cli import main
+
+main()

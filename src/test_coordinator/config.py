@@ -1,0 +1,159 @@
+"""Settings from the environment (and an optional ``.env``), built on demand.
+
+Nothing here runs at import time: entry points call :func:`load_settings`, which
+turns every validation problem into one :class:`SettingsError` line naming the
+variable and what it allows.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from test_coordinator import package_version
+from test_coordinator.domain.identity import NAME_RULE, ServiceIdentity, check_name
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TESTING = "testing"
+    PRODUCTION = "production"
+    DOCKER = "docker"
+
+    @property
+    def wants_json_logs(self) -> bool:
+        return self in (Environment.DOCKER, Environment.PRODUCTION)
+
+
+class SettingsError(Exception):
+    """Startup configuration is invalid; the message is one line for the operator."""
+
+
+class Settings(BaseSettings):
+    """The service's configuration; field names map to upper-case variables."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        frozen=True,
+    )
+
+    service_name: str = "test-coordinator"
+    service_instance_name: str = ""
+    environment: Environment = Environment.DEVELOPMENT
+    log_level: str = "INFO"
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    grpc_port: int = Field(default=50051, ge=0, le=65535)
+    postgres_url: str | None = None
+    redis_url: str | None = None
+    data_dir: Path = Path("data")
+    postgres_schema: str | None = None
+    redis_namespace: str | None = None
+
+    @field_validator("service_name", "service_instance_name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        return check_name(value) if value else value
+
+    @field_validator("service_instance_name")
+    @classmethod
+    def _not_reserved(cls, value: str, info: ValidationInfo) -> str:
+        service = info.data.get("service_name")
+        if value and service:
+            ServiceIdentity.of(service, value)
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _normalise_log_level(cls, value: Any) -> str:
+        level = str(value).strip().upper()
+        if level == "WARN":
+            level = "WARNING"
+        if level not in LOG_LEVELS:
+            raise ValueError(f"{value!r} is not a log level; allowed: {', '.join(LOG_LEVELS)}")
+        return level
+
+    @field_validator("postgres_url", "redis_url", "postgres_schema", "redis_namespace")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("postgres_schema")
+    @classmethod
+    def _valid_schema(cls, value: str | None) -> str | None:
+        if value is not None and not _is_identifier(value):
+            raise ValueError(
+                f"{value!r} is not a PostgreSQL identifier; allowed: lower-case letters, "
+                "digits and underscores, starting with a letter, at most 63 characters"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _derive_instance(self) -> Settings:
+        if not self.service_instance_name:
+            object.__setattr__(self, "service_instance_name", self.service_name)
+        return self
+
+    @property
+    def identity(self) -> ServiceIdentity:
+        return ServiceIdentity.of(self.service_name, self.service_instance_name)
+
+    @property
+    def version(self) -> str:
+        return package_version()
+
+    @property
+    def database_schema(self) -> str:
+        """The PostgreSQL schema: POSTGRES_SCHEMA if set, else derived from the identity."""
+        return self.postgres_schema or self.identity.postgres_schema
+
+    @property
+    def key_namespace(self) -> str:
+        """The Redis key prefix: REDIS_NAMESPACE if set, else derived from the identity."""
+        return self.redis_namespace or self.identity.redis_namespace
+
+    @property
+    def instance_data_dir(self) -> Path:
+        return self.data_dir / self.service_instance_name
+
+
+def _is_identifier(value: str) -> bool:
+    return (
+        0 < len(value) <= 63
+        and value[0].isascii()
+        and value[0].isalpha()
+        and value.islower() is not False
+        and all(c.isascii() and (c.isdigit() or c == "_" or c.islower()) for c in value)
+    )
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment; raise SettingsError with one readable line."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        variable = "_".join(str(part) for part in error["loc"]).upper() or "settings"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "enum":
+            message = f"{error.get('input')!r} is not allowed; allowed: " + ", ".join(
+                e.value for e in Environment
+            )
+        elif variable in ("SERVICE_NAME", "SERVICE_INSTANCE_NAME") and NAME_RULE in message:
+            message = message.replace("name ", "", 1)
+        problems.append(f"{variable}: {message}")
+    return "; ".join(problems)

@@ -1,0 +1,75 @@
+"""The ``test-coordinator`` command.
+
+Imports here stay light: ``--help`` and ``validate`` must answer in a blink, so
+each command imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from test_coordinator import package_version
+
+app = typer.Typer(
+    name="test-coordinator",
+    help="Resilience testing for the Trading Ecosystem: run chaos scenarios, or serve the API.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INFRASTRUCTURE = 3
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(package_version())
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Resilience testing for the Trading Ecosystem."""
+
+
+@app.command()
+def serve() -> None:
+    """Run the REST (HTTP_PORT) and gRPC (GRPC_PORT) servers until SIGINT or SIGTERM."""
+    import asyncio
+
+    from test_coordinator.config import SettingsError, load_settings
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        typer.echo(f"test-coordinator: invalid configuration: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+
+    from test_coordinator.infrastructure.logging import configure_logging
+    from test_coordinator.service.lifecycle import StartupError
+    from test_coordinator.service.lifecycle import serve as serve_forever
+
+    configure_logging(settings)
+    try:
+        asyncio.run(serve_forever(settings))
+    except StartupError as exc:
+        typer.echo(f"test-coordinator: cannot start: {exc}", err=True)
+        raise typer.Exit(EXIT_INFRASTRUCTURE) from None
+
+
+# Scenario commands register themselves below.
+
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(app())

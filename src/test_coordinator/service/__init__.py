@@ -1,0 +1,1 @@
+"""The long-running service: its state and its lifecycle."""

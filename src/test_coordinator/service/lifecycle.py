@@ -1,0 +1,178 @@
+"""Run the HTTP and gRPC servers in one process, and stop them cleanly.
+
+Startup: logging, metrics, the data adapter (which never fails for a server
+that is down), the gRPC server, the HTTP server, then registration and
+readiness. Shutdown on SIGINT or SIGTERM, in the reverse order and within
+SHUTDOWN_BUDGET_S: not ready, gRPC NOT_SERVING, deregistered, in-flight HTTP
+requests and RPCs finished, pools closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import uvicorn
+
+from test_coordinator.adapters.registry import (
+    InProcessServiceRegistry,
+    RedisServiceRegistry,
+    registry_from_settings,
+)
+from test_coordinator.adapters.storage import DataAdapter
+from test_coordinator.config import Settings
+from test_coordinator.entrypoints.grpc_server import GrpcServer
+from test_coordinator.entrypoints.http.app import create_app
+from test_coordinator.infrastructure.grpc_metrics import GrpcMetricsInterceptor
+from test_coordinator.infrastructure.http_metrics import HttpMetricsMiddleware
+from test_coordinator.infrastructure.logging import get_logger
+from test_coordinator.infrastructure.prometheus import PrometheusMetrics
+from test_coordinator.ports.registry import ServiceRecord
+from test_coordinator.service.state import ServiceState, utc_now_iso
+
+SHUTDOWN_BUDGET_S = 9.0
+GRPC_GRACE_S = 4.0
+STARTUP_DEADLINE_S = 15.0
+
+log = get_logger("test_coordinator.service")
+
+
+class StartupError(Exception):
+    """The service could not start (a port is taken, for example)."""
+
+
+class _QuietSignalsServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: the lifecycle owns SIGINT and SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass(frozen=True, slots=True)
+class BoundPorts:
+    http: int
+    grpc: int
+
+
+async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    """Serve until ``stop`` is set or SIGINT/SIGTERM arrives."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await _serve_until(settings, stop)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _serve_until(settings: Settings, stop: asyncio.Event) -> None:
+    metrics = PrometheusMetrics(
+        constant_labels={
+            "service": settings.service_name,
+            "instance": settings.service_instance_name,
+            "version": settings.version,
+        }
+    )
+    adapter = DataAdapter.from_settings(settings)
+    await adapter.start()
+    state = ServiceState(settings, health_sources=[adapter])
+    registry = registry_from_settings(settings, status=lambda: state.health().status.value)
+    grpc_server = GrpcServer(
+        settings.http_host, settings.grpc_port, [GrpcMetricsInterceptor(metrics)]
+    )
+    app = create_app(
+        state,
+        metrics.render,
+        middleware=lambda app: app.add_middleware(HttpMetricsMiddleware, metrics=metrics),
+    )
+    http_server = _QuietSignalsServer(
+        uvicorn.Config(
+            app,
+            host=settings.http_host,
+            port=settings.http_port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=int(SHUTDOWN_BUDGET_S - GRPC_GRACE_S - 1),
+            lifespan="off",
+        )
+    )
+    http_task: asyncio.Task[None] | None = None
+    try:
+        await grpc_server.start()
+        http_task = asyncio.create_task(http_server.serve(), name="http-server")
+        ports = BoundPorts(http=await _wait_started(http_server, http_task), grpc=grpc_server.port)
+        await registry.register(_record(settings, ports))
+        await grpc_server.set_serving(True)
+        state.ready = True
+        log.info(
+            "service started",
+            http=f"http://{settings.http_host}:{ports.http}",
+            grpc=f"{settings.http_host}:{ports.grpc}",
+            storage=adapter.description,
+        )
+        stop_wait = asyncio.create_task(stop.wait(), name="stop-signal")
+        try:
+            await asyncio.wait({stop_wait, http_task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop_wait.cancel()
+        log.info("service stopping")
+    finally:
+        state.ready = False
+        async with asyncio.timeout(SHUTDOWN_BUDGET_S):
+            await _shutdown(grpc_server, http_server, http_task, registry, adapter)
+        log.info("service stopped")
+
+
+async def _wait_started(server: uvicorn.Server, task: asyncio.Task[None]) -> int:
+    async with asyncio.timeout(STARTUP_DEADLINE_S):
+        while not server.started:
+            if task.done():
+                raise StartupError(
+                    f"the HTTP server could not start on {server.config.host}:{server.config.port}"
+                )
+            await asyncio.sleep(0.01)
+    sockets = [s for srv in server.servers for s in (srv.sockets or ())]
+    return int(sockets[0].getsockname()[1]) if sockets else server.config.port
+
+
+async def _shutdown(
+    grpc_server: GrpcServer,
+    http_server: uvicorn.Server,
+    http_task: asyncio.Task[None] | None,
+    registry: RedisServiceRegistry | InProcessServiceRegistry,
+    adapter: DataAdapter,
+) -> None:
+    with contextlib.suppress(Exception):
+        await grpc_server.set_serving(False)
+    with contextlib.suppress(Exception):
+        await registry.close()
+    http_server.should_exit = True
+    await grpc_server.stop(GRPC_GRACE_S)
+    if http_task is not None:
+        with contextlib.suppress(SystemExit, asyncio.CancelledError):
+            await http_task
+    await adapter.close()
+
+
+def _record(settings: Settings, ports: BoundPorts) -> ServiceRecord:
+    host = settings.http_host
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    return ServiceRecord(
+        service=settings.service_name,
+        instance=settings.service_instance_name,
+        host=host,
+        http_port=ports.http,
+        grpc_port=ports.grpc,
+        version=settings.version,
+        environment=settings.environment.value,
+        status="healthy",
+        timestamp=utc_now_iso(),
+    )
