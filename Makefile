@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/test-coordinator serve
+	$(VENV)/bin/test-coordinator run scenarios/examples/restart-recovery.yaml
 
 serve: $(STAMP)
 	$(VENV)/bin/test-coordinator serve
@@ -28,6 +28,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/health.py
+	$(PY) benchmarks/engine.py
 
 clean:
 	rm -rf $(VENV) build dist reports .pytest_cache

@@ -1,10 +1,10 @@
 """test-coordinator: resilience testing for the Trading Ecosystem."""
 
-from importlib.metadata import PackageNotFoundError, version
-
 
 def package_version() -> str:
     """The installed distribution's version, or ``0.0.0+unknown`` from a bare checkout."""
+    from importlib.metadata import PackageNotFoundError, version  # lazy: keeps --help fast
+
     try:
         return version("test-coordinator")
     except PackageNotFoundError:  # pragma: no cover - only without an install

@@ -67,7 +67,9 @@ def serve() -> None:
 
 
 # Scenario commands register themselves below.
+from test_coordinator.entrypoints.scenario_cli import register_scenario_commands  # noqa: E402
 
+register_scenario_commands(app)
 
 
 def main() -> None:

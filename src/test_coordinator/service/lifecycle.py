@@ -31,12 +31,14 @@ from test_coordinator.infrastructure.grpc_metrics import GrpcMetricsInterceptor
 from test_coordinator.infrastructure.http_metrics import HttpMetricsMiddleware
 from test_coordinator.infrastructure.logging import get_logger
 from test_coordinator.infrastructure.prometheus import PrometheusMetrics
+from test_coordinator.ports.availability import DependencyUnavailable
 from test_coordinator.ports.registry import ServiceRecord
 from test_coordinator.service.state import ServiceState, utc_now_iso
 
 SHUTDOWN_BUDGET_S = 9.0
 GRPC_GRACE_S = 4.0
 STARTUP_DEADLINE_S = 15.0
+RECOVERY_DEADLINE_S = 30.0
 
 log = get_logger("test_coordinator.service")
 
@@ -82,6 +84,7 @@ async def _serve_until(settings: Settings, stop: asyncio.Event) -> None:
     )
     adapter = DataAdapter.from_settings(settings)
     await adapter.start()
+    await _recover_leftovers(adapter)
     state = ServiceState(settings, health_sources=[adapter])
     registry = registry_from_settings(settings, status=lambda: state.health().status.value)
     grpc_server = GrpcServer(
@@ -128,6 +131,24 @@ async def _serve_until(settings: Settings, stop: asyncio.Event) -> None:
         async with asyncio.timeout(SHUTDOWN_BUDGET_S):
             await _shutdown(grpc_server, http_server, http_task, registry, adapter)
         log.info("service stopped")
+
+
+async def _recover_leftovers(adapter: DataAdapter) -> None:
+    """Undo what a killed coordinator left behind; never stops the service from starting."""
+    from test_coordinator.engine.leftovers import recover_leftovers
+
+    try:
+        async with asyncio.timeout(RECOVERY_DEADLINE_S):
+            report = await recover_leftovers(adapter.runs)
+    except (DependencyUnavailable, TimeoutError) as exc:
+        log.warning("leftover faults not checked", reason=str(exc) or type(exc).__name__)
+        return
+    if not report.empty:
+        log.warning(
+            "undid what a killed coordinator left behind",
+            aborted_runs=list(report.aborted_runs),
+            undos=[f"{u.service}: {u.action} {u.status.value}" for u in report.undos],
+        )
 
 
 async def _wait_started(server: uvicorn.Server, task: asyncio.Task[None]) -> int:

@@ -75,7 +75,9 @@ class DataAdapter:
             writers.append(writer)
             runs: RunStore = BufferedRunStore(sql, writer)
             sqlite_store = None
-            parts.append(f"runs in {redact_url(settings.postgres_url)} schema {settings.database_schema}")
+            parts.append(
+                f"runs in {redact_url(settings.postgres_url)} schema {settings.database_schema}"
+            )
         else:
             engine = sqlite_engine(data_dir / SQLITE_FILE)
             runs = sqlite_store = SqlRunStore(engine, name="sqlite")

@@ -1,0 +1,155 @@
+"""Judging conditions: run the probe (or the services' health probes) and compare its value."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from test_coordinator.engine.ports import Probe, ProbeFactory, ProbeOutcome
+from test_coordinator.runtime.json_path import JsonPathError, json_equal, json_path
+from test_coordinator.runtime.probes import ProbeResult
+from test_coordinator.scenario.inventory import Service
+from test_coordinator.scenario.probes import Condition
+
+HealthObserver = Callable[[str, float, float], None]
+"""``(service, probe started, probe completed)`` for every healthy answer (monotonic s)."""
+
+
+class ConditionChecker:
+    """Checks conditions; probe objects are built once per condition and kept (keep-alive).
+
+    Every healthy answer of a service's health probe is reported to ``observer``
+    (the recovery tracker), whichever step asked for it.
+    """
+
+    def __init__(
+        self,
+        services: Mapping[str, Service],
+        probes: ProbeFactory,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._services = services
+        self._factory = probes
+        self._clock = clock
+        self._health: dict[str, Probe] = {}
+        self._probes: dict[int, tuple[Condition, Probe]] = {}
+        self.observer: HealthObserver | None = None
+
+    def health_probe(self, service: str) -> Probe:
+        """The service's health probe; its healthy answers are reported to the observer."""
+        probe = self._health.get(service)
+        if probe is None:
+            raw = self._factory.probe(self._services[service].health)
+            probe = self._health[service] = _ObservedProbe(service, raw, self)
+        return probe
+
+    def _observed(self, service: str, started_s: float, completed_s: float) -> None:
+        if self.observer is not None:
+            self.observer(service, started_s, completed_s)
+
+    async def check(self, condition: Condition) -> ProbeResult:
+        """One look; never raises for a target that is down or wrong."""
+        if condition.healthy is not None:
+            return await self._healthy(condition.healthy)
+        cached = self._probes.get(id(condition))
+        if cached is None:
+            spec = condition.probe
+            assert spec is not None
+            cached = self._probes[id(condition)] = (condition, self._factory.probe(spec))
+        outcome = await cached[1].check()
+        if not outcome.ok:
+            return ProbeResult(False, outcome.value, outcome.detail, outcome.latency_ms)
+        return judge(condition, outcome.value, outcome.detail, outcome.latency_ms)
+
+    async def _healthy(self, services: tuple[str, ...]) -> ProbeResult:
+        if len(services) == 1:
+            outcome = await self.health_probe(services[0]).check()
+            return ProbeResult(
+                outcome.ok, None, f"{services[0]}: {outcome.detail}", outcome.latency_ms
+            )
+        started = time.perf_counter()
+        outcomes = await asyncio.gather(*(self.health_probe(name).check() for name in services))
+        latency = (time.perf_counter() - started) * 1000.0
+        failing = [
+            f"{name}: {outcome.detail}"
+            for name, outcome in zip(services, outcomes, strict=True)
+            if not outcome.ok
+        ]
+        if failing:
+            return ProbeResult(False, None, "; ".join(failing), latency)
+        return ProbeResult(True, None, f"{', '.join(services)} healthy", latency)
+
+
+class _ObservedProbe:
+    def __init__(self, service: str, probe: Probe, checker: ConditionChecker) -> None:
+        self.service = service
+        self.probe = probe
+        self.checker = checker
+
+    async def check(self) -> ProbeOutcome:
+        clock = self.checker._clock
+        started = clock()
+        outcome = await self.probe.check()
+        if outcome.ok:
+            self.checker._observed(self.service, started, clock())
+        return outcome
+
+
+def judge(condition: Condition, value: Any, detail: str, latency_ms: float = 0.0) -> ProbeResult:
+    """Compare a successful probe's value with the condition's json_path, equals, min/max, regex."""
+    if condition.json_path:
+        try:
+            value = json_path(value, condition.json_path)
+        except JsonPathError as exc:
+            return ProbeResult(False, None, str(exc), latency_ms)
+    problems = []
+    if condition.equals is not None and not _equal(condition.equals, value):
+        problems.append(f"value {value!r}, expected {condition.equals!r}")
+    if condition.min is not None or condition.max is not None:
+        number = _number(value)
+        if number is None:
+            problems.append(f"value {value!r} is not a number")
+        else:
+            if condition.min is not None and number < condition.min:
+                problems.append(f"value {number:g} is below the minimum {condition.min:g}")
+            if condition.max is not None and number > condition.max:
+                problems.append(f"value {number:g} is above the maximum {condition.max:g}")
+    if condition.regex is not None and re.search(condition.regex, _text(value)) is None:
+        problems.append(f"value {_text(value)[:200]!r} does not match /{condition.regex}/")
+    if problems:
+        return ProbeResult(False, value, "; ".join(problems), latency_ms)
+    return ProbeResult(True, value, detail, latency_ms)
+
+
+def _equal(expected: Any, actual: Any) -> bool:
+    if json_equal(expected, actual):
+        return True
+    # A captured value is substituted as text: "42" equals 42.
+    return isinstance(expected, str) and not isinstance(actual, str) and expected == _text(actual)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    import json
+
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return str(value)

@@ -1,0 +1,59 @@
+"""How a run is identified and stopped: its id, seed, report folder, and interruption."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_UNDO_TIMEOUT_S = 120.0
+
+
+def new_run_id() -> str:
+    """Sortable and readable: ``20250101-120000-1a2b3c``."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def new_seed() -> int:
+    return secrets.randbelow(2**31)
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    run_id: str
+    seed: int
+    reports_dir: Path = Path("reports")
+    undo_timeout_s: float = DEFAULT_UNDO_TIMEOUT_S
+    flush_interval_s: float = 1.0
+
+    @property
+    def run_dir(self) -> Path:
+        return self.reports_dir / self.run_id
+
+
+class RunControl:
+    """Stops a run cleanly from a signal handler: the run undoes its faults and returns
+    a result with outcome ``interrupted``."""
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[Any] | None = None
+        self.reason: str | None = None
+
+    @property
+    def interrupted(self) -> bool:
+        return self.reason is not None
+
+    def attach(self, task: asyncio.Task[Any] | None) -> None:
+        self._task = task
+
+    def interrupt(self, reason: str) -> bool:
+        """Ask the run to stop; False if it was already asked (it is undoing)."""
+        if self.reason is not None:
+            return False
+        self.reason = reason
+        if self._task is not None:
+            self._task.cancel()
+        return True

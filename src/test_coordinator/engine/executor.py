@@ -1,0 +1,478 @@
+"""Run one scenario: setup, steady state, steps, steady state, checks; undo always.
+
+Phases, each inside the run's own ``timeout``:
+
+1. setup: start every service with ``process`` (and ``autostart``), wait until healthy;
+2. steady state before the first step (failing: the run did not start its faults);
+3. the steps in order, background steps beside them;
+4. steady state after the last step (failing: the system deviated);
+5. the checks.
+
+Whatever happens (a failure, a timeout, Ctrl-C, SIGTERM, cancellation) the
+``finally`` stops the background work, undoes every fault still pending
+(newest first) and closes the backend, so no process the run started is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from test_coordinator.engine.background import BackgroundTasks
+from test_coordinator.engine.checks import describe_check, judge_checks
+from test_coordinator.engine.conditions import ConditionChecker
+from test_coordinator.engine.context import RunContext
+from test_coordinator.engine.control import (
+    RunControl,
+    RunOptions,
+    new_run_id,
+    new_seed,
+)
+from test_coordinator.engine.errors import InfrastructureError, StepFailed
+from test_coordinator.engine.identity import coordinator_identity
+from test_coordinator.engine.journal import Journal, Listener, RunClock
+from test_coordinator.engine.ports import EngineDeps
+from test_coordinator.engine.recovery_watch import RecoveryTracker
+from test_coordinator.engine.results import (
+    CheckResult,
+    Outcome,
+    RunResult,
+    Status,
+    StepResult,
+    UndoResult,
+)
+from test_coordinator.engine.steps import run_steps
+from test_coordinator.engine.tasks import gather_first_error, run_to_completion
+from test_coordinator.engine.undo import RESUME, START, UndoEntry, UndoLedger
+from test_coordinator.ports.storage import RunRecord, RunStatus
+from test_coordinator.runtime.polling import DeadlineExceeded, wait_until
+from test_coordinator.runtime.probes import ProbeResult
+from test_coordinator.runtime.processes import BackendError
+from test_coordinator.scenario.checks import check_kind
+from test_coordinator.scenario.durations import format_duration
+from test_coordinator.scenario.loader import LoadedScenario
+from test_coordinator.scenario.steps import targets_of
+from test_coordinator.scenario.timeline import choose_targets, plan_steps, step_names
+
+log = logging.getLogger(__name__)
+
+STEADY_STATE_TIMEOUT_S = 30.0
+
+
+async def run_scenario(
+    loaded: LoadedScenario,
+    deps: EngineDeps,
+    options: RunOptions,
+    *,
+    control: RunControl | None = None,
+    listeners: Sequence[Listener] = (),
+) -> RunResult:
+    """Run ``loaded`` once and return what happened; faults are always undone.
+
+    Raises CancelledError only when cancelled by its caller (not through
+    ``control``), after undoing everything.
+    """
+    run = _Run(loaded, deps, options, control, tuple(listeners))
+    return await run.execute()
+
+
+class _Run:
+    def __init__(
+        self,
+        loaded: LoadedScenario,
+        deps: EngineDeps,
+        options: RunOptions,
+        control: RunControl | None,
+        listeners: tuple[Listener, ...],
+    ) -> None:
+        self.loaded = loaded
+        self.deps = deps
+        self.options = options
+        self.control = control
+        self.model = loaded.model
+        self.clock = RunClock(deps.clock)
+        self.journal = Journal(options.run_id, self.clock, listeners)
+        self.planned = plan_steps(self.model.steps)
+        self.chosen = choose_targets(self.planned, options.seed)
+        self.started_epoch_ms = deps.wall_clock_ms()
+        self.setup: StepResult | None = None
+        self.steady: list[StepResult] = []
+        self.checks: list[CheckResult] = []
+        self.undos: list[UndoResult] = []
+        self.outcome = Outcome.PASSED
+        self.reason = ""
+        self.ctx: RunContext | None = None
+
+    # -- the run -----------------------------------------------------------------
+
+    async def execute(self) -> RunResult:
+        task = asyncio.current_task()
+        if self.control is not None:
+            self.control.attach(task)
+        record = RunRecord(
+            run_id=self.options.run_id,
+            scenario=self.loaded.name,
+            status=RunStatus.RUNNING,
+            started_at_ms=self.started_epoch_ms,
+            summary={
+                "file": str(self.loaded.path),
+                "seed": self.options.seed,
+                "run_dir": str(self.options.run_dir),
+                "coordinator": coordinator_identity(),
+            },
+        )
+        try:
+            await self.deps.store.save_run(record)
+        except Exception as exc:
+            self._end(Outcome.ERROR, f"cannot store the run: {exc}")
+            return self._result()
+        ctx = self.ctx = self._context()
+        self.journal.record(
+            "run.started",
+            run_id=self.options.run_id,
+            scenario=self.loaded.name,
+            file=str(self.loaded.path),
+            seed=self.options.seed,
+            variables=_jsonable(self.loaded.values),
+            timeout_s=self.model.timeout,
+        )
+        for item in self.planned:
+            chosen = self.chosen.get(item.step_id)
+            spec = targets_of(item.step)
+            if chosen is not None and spec is not None and spec.random:
+                self.journal.record(
+                    "targets.chosen",
+                    step=item.step_id,
+                    among=list(spec.services),
+                    chosen=list(chosen),
+                    seed=self.options.seed,
+                )
+        flusher = asyncio.create_task(self._flush_periodically(), name="journal-flush")
+        cancelled_by_caller = False
+        try:
+            try:
+                async with asyncio.timeout(self.model.timeout) as scope:
+                    await self._phases(ctx)
+            except TimeoutError:
+                if not scope.expired():
+                    raise
+                self._end(
+                    Outcome.TIMED_OUT,
+                    f"the run's timeout ({format_duration(self.model.timeout)}) ran out "
+                    f"during {ctx.current_step}",
+                )
+            except asyncio.CancelledError:
+                if self.control is not None and self.control.interrupted:
+                    if task is not None:
+                        task.uncancel()
+                    self._end(Outcome.INTERRUPTED, f"interrupted ({self.control.reason})")
+                else:
+                    cancelled_by_caller = True
+                    self._end(Outcome.INTERRUPTED, "cancelled")
+            except Exception as exc:
+                log.exception("run %s: internal error", self.options.run_id)
+                self._end(Outcome.ERROR, f"internal error: {exc!r}")
+        finally:
+            cancelled_again = await run_to_completion(
+                self._cleanup(ctx), self.options.undo_timeout_s
+            )
+            flusher.cancel()
+            await asyncio.wait([flusher])
+            await self._store_final()
+        if cancelled_by_caller or cancelled_again:
+            raise asyncio.CancelledError()
+        return self._result()
+
+    def _end(self, outcome: Outcome, reason: str) -> None:
+        if self.outcome is Outcome.PASSED:
+            self.outcome, self.reason = outcome, reason
+
+    def _escalate(self, problem: str) -> None:
+        """The system may not be as it was found: an infrastructure error, whatever came before."""
+        if self.outcome is Outcome.PASSED:
+            self.outcome, self.reason = Outcome.ERROR, problem
+        elif self.outcome is not Outcome.INTERRUPTED:
+            self.outcome, self.reason = Outcome.ERROR, f"{self.reason}; then {problem}"
+        else:
+            self.reason = f"{self.reason}; then {problem}"
+
+    def _context(self) -> RunContext:
+        log_dir = self.options.run_dir / "logs"
+        backend = self.deps.backend_factory(log_dir)
+        checker = ConditionChecker(self.model.services, self.deps.probes, self.deps.clock)
+        recoveries = RecoveryTracker(backend, self.journal, self.deps.poll_interval_s)
+        for name in self.model.services:
+            recoveries.use_probe(name, checker.health_probe(name))
+        checker.observer = recoveries.observed
+        return RunContext(
+            run_id=self.options.run_id,
+            loaded=self.loaded,
+            deps=self.deps,
+            backend=backend,
+            clock=self.clock,
+            journal=self.journal,
+            ledger=UndoLedger(
+                self.deps.store, self.options.run_id, self.journal, self.deps.wall_clock_ms
+            ),
+            checker=checker,
+            recoveries=recoveries,
+            background=BackgroundTasks(self.journal),
+            log_dir=log_dir,
+            chosen=self.chosen,
+            step_names=step_names(self.planned, self.chosen),
+        )
+
+    async def _phases(self, ctx: RunContext) -> None:
+        if not await self._setup(ctx):
+            return
+        if not await self._steady_state(ctx, "before"):
+            self._end(
+                Outcome.NOT_STARTED,
+                "the steady state did not hold before the first step: "
+                + _first_failure(self.steady),
+            )
+            return
+        try:
+            await ctx.background.run_beside(run_steps(ctx, self.model.steps))
+            ctx.current_step = "the end of the steps"
+        except StepFailed as exc:
+            self._end(Outcome.FAILED, str(exc))
+        except InfrastructureError as exc:
+            self._end(Outcome.ERROR, str(exc))
+        finally:
+            await ctx.background.stop()
+            await ctx.recoveries.close()
+        if self.outcome is not Outcome.PASSED:
+            return
+        if not await self._steady_state(ctx, "after"):
+            self._end(
+                Outcome.DEVIATED,
+                "the steady state did not hold after the last step: " + _first_failure(self.steady),
+            )
+            return
+        ctx.current_step = "the checks"
+        self.checks = await judge_checks(ctx, self.model.checks)
+        failed = [c for c in self.checks if c.status is not Status.PASSED]
+        if failed:
+            first = failed[0]
+            more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+            self._end(
+                Outcome.FAILED, f"check {first.index} ({first.name}) failed: {first.detail}{more}"
+            )
+
+    async def _setup(self, ctx: RunContext) -> bool:
+        names = [
+            name
+            for name, service in self.model.services.items()
+            if service.process is not None and service.autostart
+        ]
+        started = self.clock.ms()
+        self.journal.record("setup.started", services=names)
+        status, detail = Status.PASSED, f"{', '.join(names) or 'nothing'} started and healthy"
+        try:
+            await gather_first_error([self._start_service(ctx, name) for name in names])
+        except BackendError as exc:
+            infrastructure = isinstance(exc.__cause__, OSError)
+            status, detail = (Status.ERROR if infrastructure else Status.FAILED), str(exc)
+            self._end(Outcome.ERROR if infrastructure else Outcome.NOT_STARTED, f"setup: {detail}")
+        except StepFailed as exc:
+            status, detail = Status.FAILED, str(exc)
+            self._end(Outcome.NOT_STARTED, f"setup: {detail}")
+        ended = self.clock.ms()
+        self.setup = StepResult(
+            "setup", "start services", "setup", status, started, ended, detail, tuple(names)
+        )
+        self.journal.record("setup.finished", status=status.value, detail=detail)
+        return status is Status.PASSED
+
+    async def _start_service(self, ctx: RunContext, name: str) -> None:
+        service = self.model.services[name]
+        pid = await ctx.backend.start(ctx.process_spec(name))
+        self.journal.record("service.started", service=name, pid=pid, step="setup")
+        probe = ctx.checker.health_probe(name)
+
+        async def healthy() -> ProbeResult:
+            outcome = await probe.check()
+            return ProbeResult(outcome.ok, outcome.value, outcome.detail, outcome.latency_ms)
+
+        try:
+            _, observed = await wait_until(
+                healthy, deadline_s=service.start_timeout, interval_s=self.deps.poll_interval_s
+            )
+        except DeadlineExceeded as exc:
+            last = exc.last.detail if exc.last is not None else "no answer"
+            raise StepFailed(
+                f"{name} not healthy within {format_duration(service.start_timeout)}; last: {last}"
+            ) from None
+        self.journal.record("service.healthy", at_ms=self.clock.ms(observed), service=name)
+
+    async def _steady_state(self, ctx: RunContext, when: str) -> bool:
+        ok = True
+        for index, condition in enumerate(self.model.steady_state, start=1):
+            step_id = f"{when}.{index}"
+            name = f"steady state {when}: {condition.describe()}"
+            started = self.clock.ms()
+            self.journal.record("steady_state.started", check=step_id, name=name)
+            try:
+                async with asyncio.timeout(STEADY_STATE_TIMEOUT_S):
+                    result = await ctx.checker.check(condition)
+                status, detail = (Status.PASSED if result.ok else Status.FAILED), result.detail
+            except TimeoutError:
+                status, detail = Status.FAILED, f"no answer within {STEADY_STATE_TIMEOUT_S:g} s"
+            ended = self.clock.ms()
+            self.steady.append(
+                StepResult(step_id, name, "steady_state", status, started, ended, detail)
+            )
+            self.journal.record(
+                "steady_state.finished", check=step_id, status=status.value, detail=detail
+            )
+            ok = ok and status is Status.PASSED
+        return ok
+
+    # -- the end -----------------------------------------------------------------
+
+    async def _cleanup(self, ctx: RunContext) -> None:
+        self.journal.record("cleanup.started", pending_undos=len(ctx.ledger.pending))
+        try:
+            await ctx.background.stop()
+            await ctx.recoveries.close()
+        except Exception:
+            log.exception("run %s: stopping background work failed", self.options.run_id)
+        self.undos = await ctx.ledger.unwind(lambda entry: self._undo(ctx, entry))
+        failed = [u for u in self.undos if u.status != "done"]
+        if failed:
+            self._escalate(
+                "undo failed: " + "; ".join(f"{u.action} {u.service}: {u.detail}" for u in failed)
+            )
+        try:
+            await ctx.backend.close()
+        except Exception as exc:
+            self.journal.record("backend.close_failed", detail=str(exc))
+            self._escalate(f"could not stop every process: {exc}")
+        self.journal.record("cleanup.finished")
+
+    @staticmethod
+    async def _undo(ctx: RunContext, entry: UndoEntry) -> str:
+        service = entry.service
+        state = ctx.backend.state(service)
+        if entry.action == RESUME:
+            if state != "paused":
+                return f"nothing to do: {service} is {state}"
+            await ctx.backend.resume(service)
+            return f"{service} resumed"
+        if entry.action == START:
+            if state in ("running", "paused"):
+                return f"nothing to do: {service} is {state}"
+            pid = await ctx.backend.start(ctx.process_spec(service))
+            return f"{service} started again as pid {pid}"
+        raise ValueError(f"unknown undo action {entry.action!r}")
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.flush_interval_s)
+            await self.journal.flush(self.deps.store)
+
+    async def _store_final(self) -> None:
+        result = self._result()
+        self.journal.record(
+            "run.finished",
+            outcome=self.outcome.value,
+            status=self.outcome.run_status.value,
+            reason=self.reason,
+            duration_ms=result.duration_ms,
+        )
+        record = RunRecord(
+            run_id=self.options.run_id,
+            scenario=self.loaded.name,
+            status=self.outcome.run_status,
+            started_at_ms=self.started_epoch_ms,
+            ended_at_ms=self.deps.wall_clock_ms(),
+            summary={
+                "file": str(self.loaded.path),
+                "seed": self.options.seed,
+                "run_dir": str(self.options.run_dir),
+                "outcome": self.outcome.value,
+                "reason": self.reason,
+                "exit_code": self.outcome.exit_code,
+                "coordinator": coordinator_identity(),
+            },
+        )
+        try:
+            async with asyncio.timeout(30.0):
+                await self.deps.store.save_run(record)
+                await self.journal.flush(self.deps.store)
+        except Exception as exc:
+            log.warning("run %s: final state not stored: %s", self.options.run_id, exc)
+
+    def _result(self) -> RunResult:
+        ctx = self.ctx
+        ran = {r.step_id: r for r in ctx.step_results} if ctx is not None else {}
+        names = ctx.step_names if ctx is not None else step_names(self.planned, self.chosen)
+        steps = []
+        for item in self.planned:
+            result = ran.get(item.step_id)
+            if result is None:
+                result = StepResult(
+                    item.step_id,
+                    names[item.step_id],
+                    item.kind,
+                    Status.SKIPPED,
+                    detail=f"not run: {self.reason or 'the run ended first'}",
+                    targets=self.chosen.get(item.step_id, ()),
+                )
+            steps.append(result)
+        checks = list(self.checks)
+        judged = {c.index for c in checks}
+        for index, check in enumerate(self.model.checks, start=1):
+            if index not in judged:
+                checks.append(
+                    CheckResult(
+                        index,
+                        describe_check(check),
+                        check_kind(check),
+                        Status.SKIPPED,
+                        f"not judged: {self.reason or 'the run ended first'}",
+                    )
+                )
+        return RunResult(
+            run_id=self.options.run_id,
+            scenario=self.loaded.name,
+            file=self.loaded.path,
+            outcome=self.outcome,
+            reason=self.reason,
+            seed=self.options.seed,
+            started_at_epoch_ms=self.started_epoch_ms,
+            duration_ms=self.clock.ms(),
+            run_dir=self.options.run_dir,
+            clock_origin_s=self.clock.origin_s,
+            setup=self.setup,
+            steps=tuple(steps),
+            steady_state=tuple(self.steady),
+            checks=tuple(sorted(checks, key=lambda c: c.index)),
+            recoveries=ctx.recoveries.results() if ctx is not None else (),
+            undos=tuple(self.undos),
+            events=self.journal.events,
+            variables=_jsonable(self.loaded.values),
+        )
+
+
+def _first_failure(results: list[StepResult]) -> str:
+    return next((f"{r.name}: {r.detail}" for r in results if r.status is not Status.PASSED), "")
+
+
+def _jsonable(values: Any) -> dict[str, Any]:
+    return {
+        str(k): v if isinstance(v, str | int | float | bool) or v is None else str(v)
+        for k, v in dict(values).items()
+    }
+
+
+__all__ = [
+    "RunControl",
+    "RunOptions",
+    "new_run_id",
+    "new_seed",
+    "run_scenario",
+]

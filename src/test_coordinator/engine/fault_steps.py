@@ -1,0 +1,182 @@
+"""The fault steps: start, stop, restart, kill, pause and resume of services.
+
+Every fault registers its undo (durably) before it is injected, and opens a
+recovery watch at the moment of injection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from test_coordinator.engine.context import RunContext
+from test_coordinator.engine.errors import StepFailed
+from test_coordinator.engine.tasks import first_error
+from test_coordinator.engine.undo import RESUME, START
+from test_coordinator.runtime import procfs
+from test_coordinator.runtime.polling import wait_until
+from test_coordinator.runtime.probes import ProbeResult
+from test_coordinator.scenario.steps import (
+    TERMINATING_SIGNALS,
+    KillStep,
+    PauseStep,
+    RestartStep,
+    ResumeStep,
+    StartStep,
+    StopStep,
+)
+
+_FOREVER_S = 24 * 3600.0
+"""For polls bounded by the step's timeout rather than their own deadline."""
+
+
+def _require_state(ctx: RunContext, service: str, allowed: tuple[str, ...], action: str) -> None:
+    state = ctx.backend.state(service)
+    if state not in allowed:
+        raise StepFailed(f"cannot {action} {service}: it is {state}")
+
+
+async def _each(
+    targets: tuple[str, ...], action: Callable[[str], Coroutine[Any, Any, None]]
+) -> None:
+    if len(targets) == 1:
+        await action(targets[0])
+        return
+    async with asyncio.TaskGroup() as group:
+        for service in targets:
+            group.create_task(action(service))
+
+
+async def start_step(
+    ctx: RunContext, step_id: str, step: StartStep, targets: tuple[str, ...]
+) -> None:
+    async def start(service: str) -> None:
+        if ctx.backend.state(service) == "running":
+            ctx.journal.record("service.already_running", service=service, step=step_id)
+            return
+        _require_state(ctx, service, ("not-started", "exited"), "start")
+        pid = await ctx.backend.start(ctx.process_spec(service))
+        ctx.journal.record("service.started", service=service, pid=pid, step=step_id)
+        await ctx.ledger.settle(service, START, f"started again by step {step_id}")
+
+    await first_error(_each(targets, start))
+
+
+async def stop_step(
+    ctx: RunContext, step_id: str, step: StopStep, targets: tuple[str, ...]
+) -> None:
+    async def stop(service: str) -> None:
+        _require_state(ctx, service, ("running", "paused"), "stop")
+        await ctx.ledger.register(service, ctx.start_undo_action(service))
+        watch = ctx.recoveries.begin(
+            service, step_id, ctx.step_names[step_id], "stop", ctx.clock.now_s(), new_process=True
+        )
+        await ctx.backend.stop(service, step.grace)
+        ctx.recoveries.action_done(watch)
+
+    await first_error(_each(targets, stop))
+
+
+async def restart_step(
+    ctx: RunContext, step_id: str, step: RestartStep, targets: tuple[str, ...]
+) -> None:
+    async def restart(service: str) -> None:
+        _require_state(ctx, service, ("running", "paused"), "restart")
+        entry = await ctx.ledger.register(service, ctx.start_undo_action(service))
+        watch = ctx.recoveries.begin(
+            service,
+            step_id,
+            ctx.step_names[step_id],
+            "restart",
+            ctx.clock.now_s(),
+            new_process=True,
+        )
+        pid = await ctx.backend.restart(service)
+        ctx.recoveries.action_done(watch)
+        ctx.journal.record("service.started", service=service, pid=pid, step=step_id)
+        await ctx.ledger.settle_entry(entry, f"restarted by step {step_id}")
+        await ctx.ledger.settle(service, RESUME, f"restarted by step {step_id}")
+
+    await first_error(_each(targets, restart))
+
+
+async def kill_step(
+    ctx: RunContext, step_id: str, step: KillStep, targets: tuple[str, ...]
+) -> None:
+    sig = signal.Signals[step.signal]
+    terminating = step.signal in TERMINATING_SIGNALS
+
+    async def kill(service: str) -> None:
+        _require_state(ctx, service, ("running", "paused"), f"send {step.signal} to")
+        # Any signal may end a service that does not handle it: the undo starts it
+        # again if it is gone at the end, and does nothing if it still runs.
+        await ctx.ledger.register(service, ctx.start_undo_action(service))
+        if not terminating:
+            await ctx.backend.kill(service, sig)
+            return
+        watch = ctx.recoveries.begin(
+            service,
+            step_id,
+            ctx.step_names[step_id],
+            f"kill {step.signal}",
+            ctx.clock.now_s(),
+            new_process=True,
+        )
+        await ctx.backend.kill(service, sig)
+        await _wait_exited(ctx, service)
+        ctx.recoveries.action_done(watch)
+
+    await first_error(_each(targets, kill))
+
+
+async def _wait_exited(ctx: RunContext, service: str) -> None:
+    """Until the backend reports the process gone (bounded by the step's timeout)."""
+
+    async def exited() -> ProbeResult:
+        state = ctx.backend.state(service)
+        return ProbeResult(state not in ("running", "paused"), state, f"{service} is {state}", 0.0)
+
+    await wait_until(exited, deadline_s=_FOREVER_S, interval_s=ctx.deps.poll_interval_s)
+
+
+async def pause_step(
+    ctx: RunContext, step_id: str, step: PauseStep, targets: tuple[str, ...]
+) -> None:
+    async def pause(service: str) -> None:
+        _require_state(ctx, service, ("running",), "pause")
+        pid = ctx.backend.pid(service)
+        stat = procfs.read_stat(pid) if pid is not None else None
+        await ctx.ledger.register(
+            service,
+            {
+                "action": RESUME,
+                "service": service,
+                "pid": pid,
+                "start_ticks": stat.start_ticks if stat is not None else None,
+            },
+        )
+        watch = ctx.recoveries.begin(
+            service,
+            step_id,
+            ctx.step_names[step_id],
+            "pause",
+            ctx.clock.now_s(),
+            new_process=False,
+        )
+        await ctx.backend.pause(service)
+        ctx.recoveries.action_done(watch)
+
+    await first_error(_each(targets, pause))
+
+
+async def resume_step(
+    ctx: RunContext, step_id: str, step: ResumeStep, targets: tuple[str, ...]
+) -> None:
+    async def resume(service: str) -> None:
+        _require_state(ctx, service, ("paused", "running"), "resume")
+        await ctx.backend.resume(service)
+        await ctx.ledger.settle(service, RESUME, f"resumed by step {step_id}")
+
+    await first_error(_each(targets, resume))

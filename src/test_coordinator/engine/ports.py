@@ -1,0 +1,99 @@
+"""What the engine needs from the outside: processes, probes, metrics, load and storage.
+
+The real implementations live in :mod:`test_coordinator.runtime` and are wired
+by :mod:`test_coordinator.engine.wiring`; tests pass fakes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from test_coordinator.ports.storage import RunStore
+from test_coordinator.runtime.processes import ProcessSpec
+from test_coordinator.scenario.probes import ProbeSpec
+from test_coordinator.scenario.steps import LoadSpec
+
+
+class ProbeOutcome(Protocol):
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def value(self) -> Any: ...
+    @property
+    def detail(self) -> str: ...
+    @property
+    def latency_ms(self) -> float: ...
+
+
+class Probe(Protocol):
+    async def check(self) -> ProbeOutcome:
+        """Look once; never raises for a target that is down (ok=False instead)."""
+
+
+class ProbeFactory(Protocol):
+    def probe(self, spec: ProbeSpec) -> Probe: ...
+
+
+class ProcessBackend(Protocol):
+    async def start(self, spec: ProcessSpec) -> int: ...
+    async def stop(self, name: str, grace_s: float | None = None) -> None: ...
+    async def restart(self, name: str) -> int: ...
+    async def kill(self, name: str, sig: int) -> None: ...
+    async def pause(self, name: str) -> None: ...
+    async def resume(self, name: str) -> None: ...
+    async def close(self) -> None: ...
+    def state(self, name: str) -> str: ...
+    def pid(self, name: str) -> int | None: ...
+    def log_paths(self, name: str) -> list[Path]: ...
+
+
+class LoadStats(Protocol):
+    @property
+    def count(self) -> int: ...
+    @property
+    def errors(self) -> int: ...
+    @property
+    def error_rate(self) -> float: ...
+    @property
+    def p50_ms(self) -> float | None: ...
+    @property
+    def p95_ms(self) -> float | None: ...
+    @property
+    def p99_ms(self) -> float | None: ...
+    @property
+    def max_ms(self) -> float | None: ...
+
+
+class LoadRunner(Protocol):
+    def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    def summary(self, start_ms: float | None = None, end_ms: float | None = None) -> LoadStats: ...
+
+
+MetricReader = Callable[[str, str, Mapping[str, str]], Awaitable[float | None]]
+"""``(url, name, labels) -> value`` of a Prometheus sample, None when absent; raises
+:class:`InfrastructureError`-worthy errors as exceptions with a readable message."""
+
+LoadFactory = Callable[[LoadSpec, float], LoadRunner]
+"""``(spec, origin_s)``: a load generator whose sample times are relative to ``origin_s``."""
+
+BackendFactory = Callable[[Path], ProcessBackend]
+"""``(log_dir)``: a fresh process backend for one run."""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineDeps:
+    """Everything :func:`run_scenario` touches, so tests can replace any of it."""
+
+    store: RunStore
+    backend_factory: BackendFactory
+    probes: ProbeFactory
+    read_metric: MetricReader
+    load_factory: LoadFactory
+    poll_interval_s: float
+    clock: Callable[[], float] = time.monotonic
+    wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)

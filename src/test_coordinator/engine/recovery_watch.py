@@ -1,0 +1,182 @@
+"""Recovery time: from a fault's injection to the first healthy probe after it.
+
+A fault opens a *watch* on its service at the moment of injection. The watch
+counts a health probe only once the fault has taken hold:
+
+* after a restart, stop or kill, the service must run as a new process (its pid
+  differs from the one at injection), so an answer from the old process never
+  counts, and a restart is watched while the backend is still confirming the
+  new process (no 50 ms blind spot);
+* after a pause, only once the pause is confirmed, and the service runs again.
+
+A watcher task polls the service every ``interval_s`` (no probe is sent while
+the gate is closed). Every other health probe the engine makes of that service
+(an ``expect``, a steady-state check) counts too, if it started after the fault
+action completed, so a watcher that loses a race with an ``expect`` step does
+not lose the measurement. The recovery moment is when the first healthy probe
+*completed* (see :mod:`test_coordinator.runtime.polling`). A new fault on the
+service before recovery supersedes the older one, left unrecovered with a note.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, replace
+
+from test_coordinator.engine.journal import Journal
+from test_coordinator.engine.ports import Probe, ProcessBackend
+from test_coordinator.engine.results import Recovery
+from test_coordinator.runtime.polling import DeadlineExceeded, wait_until
+from test_coordinator.runtime.probes import ProbeResult
+
+WATCH_LIMIT_S = 24 * 3600.0
+
+
+@dataclass(slots=True)
+class Watch:
+    recovery: Recovery
+    old_pid: int | None
+    new_process: bool
+    action_done_s: float | None = None
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.recovery.recovered_at_ms is None and not self.recovery.detail
+
+
+class RecoveryTracker:
+    def __init__(
+        self,
+        backend: ProcessBackend,
+        journal: Journal,
+        interval_s: float,
+    ) -> None:
+        self._backend = backend
+        self._journal = journal
+        self._interval_s = interval_s
+        self._watches: list[Watch] = []
+        self._probes: dict[str, Probe] = {}
+
+    def use_probe(self, service: str, probe: Probe) -> None:
+        """The probe that tells whether ``service`` is healthy (its inventory health)."""
+        self._probes[service] = probe
+
+    def begin(
+        self,
+        service: str,
+        step_id: str,
+        step_name: str,
+        fault: str,
+        injected_at_s: float,
+        *,
+        new_process: bool,
+    ) -> Watch:
+        """Open a watch for a fault injected at ``injected_at_s`` (a monotonic reading).
+
+        With ``new_process`` the watcher starts at once and waits for a new pid;
+        otherwise it starts at :meth:`action_done`.
+        """
+        for watch in self._watches:
+            if watch.recovery.service == service and watch.open:
+                self._close(watch, f"not recovered before the next fault (step {step_id})")
+        injected_ms = self._journal.clock.ms(injected_at_s)
+        watch = Watch(
+            Recovery(service, step_id, step_name, fault, injected_ms),
+            old_pid=self._backend.pid(service),
+            new_process=new_process,
+        )
+        self._watches.append(watch)
+        self._journal.record(
+            "fault.injected", at_ms=injected_ms, service=service, step=step_id, fault=fault
+        )
+        if new_process:
+            self._start(watch)
+        return watch
+
+    def action_done(self, watch: Watch) -> None:
+        """The fault has taken hold (the stop, kill or pause completed)."""
+        watch.action_done_s = self._journal.clock.now_s()
+        if watch.task is None and watch.open:
+            self._start(watch)
+
+    def observed(self, service: str, started_s: float, completed_s: float) -> None:
+        """A healthy answer from ``service``, from a probe started at ``started_s``."""
+        for watch in self._watches:
+            if (
+                watch.recovery.service == service
+                and watch.open
+                and watch.action_done_s is not None
+                and started_s >= watch.action_done_s
+            ):
+                self._recovered(watch, completed_s)
+
+    def _start(self, watch: Watch) -> None:
+        watch.task = asyncio.create_task(
+            self._watch(watch), name=f"recovery:{watch.recovery.service}:{watch.recovery.step_id}"
+        )
+
+    def _gate(self, watch: Watch) -> str | None:
+        """Why a probe would not count yet, or None when it would."""
+        service = watch.recovery.service
+        state = self._backend.state(service)
+        if state != "running":
+            return f"{service} is {state}"
+        if watch.new_process and self._backend.pid(service) == watch.old_pid:
+            return f"{service} still runs its old process"
+        return None
+
+    async def _watch(self, watch: Watch) -> None:
+        service = watch.recovery.service
+        probe = self._probes[service]
+
+        async def healthy() -> ProbeResult:
+            closed = self._gate(watch)
+            if closed is not None:
+                return ProbeResult(False, None, closed, 0.0)
+            outcome = await probe.check()
+            return ProbeResult(outcome.ok, outcome.value, outcome.detail, outcome.latency_ms)
+
+        try:
+            _, observed = await wait_until(
+                healthy, deadline_s=WATCH_LIMIT_S, interval_s=self._interval_s
+            )
+        except DeadlineExceeded:
+            return
+        self._recovered(watch, observed)
+
+    def _recovered(self, watch: Watch, observed_s: float) -> None:
+        if not watch.open:
+            return
+        recovered_ms = self._journal.clock.ms(observed_s)
+        watch.recovery = replace(watch.recovery, recovered_at_ms=recovered_ms)
+        if watch.task is not None and watch.task is not asyncio.current_task():
+            watch.task.cancel()
+        self._journal.record(
+            "fault.recovered",
+            at_ms=recovered_ms,
+            service=watch.recovery.service,
+            step=watch.recovery.step_id,
+            recovery_ms=watch.recovery.recovery_ms,
+        )
+
+    def _close(self, watch: Watch, detail: str) -> None:
+        if watch.task is not None:
+            watch.task.cancel()
+        watch.recovery = replace(watch.recovery, detail=detail)
+
+    async def close(self) -> None:
+        """Stop the watchers still waiting; their faults stay unrecovered."""
+        tasks = [w.task for w in self._watches if w.task is not None and not w.task.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5.0)
+        for watch in self._watches:
+            if watch.open:
+                watch.recovery = replace(
+                    watch.recovery, detail="not healthy again by the end of the steps"
+                )
+
+    def results(self) -> tuple[Recovery, ...]:
+        return tuple(watch.recovery for watch in self._watches)

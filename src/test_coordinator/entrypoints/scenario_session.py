@@ -1,0 +1,224 @@
+"""run and recover: settings, storage, leftovers from a killed coordinator, then the runs.
+
+Signals: SIGINT (Ctrl-C) and SIGTERM interrupt the run in progress, which undoes
+its faults and stops its services before the command exits with 130; a second
+signal while undoing is ignored with a note (undo is bounded in time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+
+from rich.console import Console
+
+from test_coordinator.engine.executor import (
+    RunControl,
+    RunOptions,
+    new_run_id,
+    new_seed,
+    run_scenario,
+)
+from test_coordinator.engine.leftovers import RecoveryReport, recover_leftovers
+from test_coordinator.engine.results import Outcome, RunResult
+from test_coordinator.ports.storage import RunStore
+from test_coordinator.scenario.loader import LoadedScenario, load_scenario, scenario_files
+from test_coordinator.scenario.problems import ScenarioInvalid
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INFRASTRUCTURE = 3
+EXIT_INTERRUPTED = 130
+COMBINED_JUNIT = "junit.xml"
+
+
+class _Unavailable(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@contextlib.asynccontextmanager
+async def open_store() -> AsyncIterator[RunStore]:
+    """The configured RunStore (SQLite under DATA_DIR by default) for the block's duration."""
+    from test_coordinator.config import SettingsError, load_settings
+
+    try:
+        settings = load_settings(log_level=os.environ.get("LOG_LEVEL", "WARNING"))
+    except SettingsError as exc:
+        raise _Unavailable(f"invalid configuration: {exc}", EXIT_USAGE) from None
+    from test_coordinator.infrastructure.logging import configure_logging
+
+    configure_logging(settings)
+    from test_coordinator.adapters.storage import DataAdapter
+
+    try:
+        adapter = DataAdapter.from_settings(settings)
+        await adapter.start()
+    except Exception as exc:
+        raise _Unavailable(f"cannot open the run store: {exc}", EXIT_INFRASTRUCTURE) from None
+    try:
+        yield adapter.runs
+    finally:
+        await adapter.close()
+
+
+PLAIN_WIDTH = 140
+"""Columns for tables when stdout is not a terminal (CI logs are wide)."""
+
+
+def _console() -> Console:
+    if sys.stdout.isatty():
+        return Console(highlight=False)
+    return Console(highlight=False, width=PLAIN_WIDTH)
+
+
+def print_recovery(console: Console, report: RecoveryReport, *, quiet_if_empty: bool) -> None:
+    if report.empty:
+        if not quiet_if_empty:
+            console.print("recover: nothing to undo; no run was left behind")
+        return
+    for undo in report.undos:
+        console.print(
+            f"recover: run {undo.run_id}: {undo.action} {undo.detail} [{undo.status.value}]"
+        )
+    for run_id in report.aborted_runs:
+        console.print(f"recover: run {run_id} marked aborted")
+    for note in report.skipped:
+        console.print(f"recover: left alone: {note}")
+
+
+async def recover_command() -> int:
+    console = _console()
+    try:
+        async with open_store() as store:
+            report = await recover_leftovers(store)
+    except _Unavailable as exc:
+        console.print(f"test-coordinator: {exc}", style="red")
+        return exc.code
+    print_recovery(console, report, quiet_if_empty=False)
+    return EXIT_OK if report.all_undone else EXIT_FAILED
+
+
+def _load_all(
+    paths: list[Path], overrides: Mapping[str, str], console: Console
+) -> list[LoadedScenario] | None:
+    from test_coordinator.entrypoints.scenario_text import unknown_overrides_ok
+
+    files = scenario_files(paths)
+    if not files:
+        console.print("no scenario files found (*.yaml, *.yml, *.json)")
+        return None
+    loaded, invalid = [], False
+    for file in files:
+        try:
+            loaded.append(load_scenario(file, overrides=overrides))
+        except ScenarioInvalid as exc:
+            invalid = True
+            for problem in exc.problems:
+                console.print(str(problem), markup=False)
+    if invalid:
+        return None
+    declared = {name for item in loaded for name in item.declared_vars}
+    if not unknown_overrides_ok(overrides, declared, all_valid=True):
+        return None
+    return loaded
+
+
+def exit_code(results: list[RunResult]) -> int:
+    outcomes = {result.outcome for result in results}
+    if Outcome.INTERRUPTED in outcomes:
+        return EXIT_INTERRUPTED
+    if Outcome.ERROR in outcomes:
+        return EXIT_INFRASTRUCTURE
+    if any(result.exit_code for result in results):
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+async def run_files(
+    paths: list[Path], overrides: Mapping[str, str], seed: int | None, reports_dir: Path
+) -> int:
+    console = _console()
+    validated = _load_all(paths, overrides, console)
+    if validated is None:
+        return EXIT_USAGE
+    try:
+        async with open_store() as store:
+            report = await recover_leftovers(store)
+            print_recovery(console, report, quiet_if_empty=True)
+            results = await _run_all(validated, overrides, seed, reports_dir, store, console)
+    except _Unavailable as exc:
+        console.print(f"test-coordinator: {exc}", style="red")
+        return exc.code
+    if results:
+        from test_coordinator.reporting.junit import write_junit
+
+        combined = write_junit(results, reports_dir / COMBINED_JUNIT)
+        if len(results) > 1:
+            console.print(f"{len(results)} scenarios; combined JUnit report: {combined}")
+    return exit_code(results)
+
+
+async def _run_all(
+    validated: list[LoadedScenario],
+    overrides: Mapping[str, str],
+    seed: int | None,
+    reports_dir: Path,
+    store: RunStore,
+    console: Console,
+) -> list[RunResult]:
+    from test_coordinator.engine.wiring import runtime_deps
+    from test_coordinator.reporting import write_run_reports
+    from test_coordinator.reporting.terminal import Progress, print_summary
+    from test_coordinator.runtime.ports_alloc import free_port
+
+    results: list[RunResult] = []
+    current: list[RunControl] = []
+    stop_requested: list[str] = []
+    loop = asyncio.get_running_loop()
+
+    def on_signal(name: str) -> None:
+        stop_requested.append(name)
+        if current and not current[0].interrupt(name):
+            console.print(f"{name}: still undoing faults and stopping services; please wait")
+
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, on_signal, sig.name)
+            installed.append(sig)
+    try:
+        async with runtime_deps(store) as deps:
+            for item in validated:
+                if stop_requested:
+                    break
+                run_id = new_run_id()
+                loaded = load_scenario(
+                    item.path, overrides=overrides, allocate_port=free_port, run_id=run_id
+                )
+                control = RunControl()
+                current[:] = [control]
+                options = RunOptions(
+                    run_id=run_id,
+                    seed=seed if seed is not None else new_seed(),
+                    reports_dir=reports_dir,
+                )
+                with Progress(console, loaded.name) as progress:
+                    result = await run_scenario(
+                        loaded, deps, options, control=control, listeners=(progress,)
+                    )
+                current.clear()
+                report_paths = write_run_reports(result)
+                print_summary(console, result, report_paths)
+                results.append(result)
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+    return results

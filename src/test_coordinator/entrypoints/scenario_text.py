@@ -1,0 +1,75 @@
+"""validate and plan: text only, no Rich, no storage, so they start fast."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import typer
+
+from test_coordinator.scenario.loader import load_scenario, scenario_files
+from test_coordinator.scenario.problems import ScenarioInvalid
+
+EXIT_OK = 0
+EXIT_INVALID = 2
+
+
+def validate_files(paths: list[Path], overrides: Mapping[str, str]) -> int:
+    files = scenario_files(paths)
+    if not files:
+        typer.echo("no scenario files found (*.yaml, *.yml, *.json)", err=True)
+        return EXIT_INVALID
+    invalid = 0
+    declared: set[str] = set()
+    for file in files:
+        try:
+            loaded = load_scenario(file, overrides=overrides)
+        except ScenarioInvalid as exc:
+            invalid += 1
+            for problem in exc.problems:
+                typer.echo(str(problem))
+            count = len(exc.problems)
+            typer.echo(f"{file}: {count} problem{'s' if count != 1 else ''}")
+            continue
+        declared |= loaded.declared_vars
+        model = loaded.model
+        typer.echo(
+            f"{file}: ok ({len(model.services)} services, {len(model.steps)} steps, "
+            f"{len(model.checks)} checks)"
+        )
+    if not unknown_overrides_ok(overrides, declared, all_valid=invalid == 0):
+        return EXIT_INVALID
+    return EXIT_INVALID if invalid else EXIT_OK
+
+
+def unknown_overrides_ok(
+    overrides: Mapping[str, str], declared: set[str], *, all_valid: bool
+) -> bool:
+    """Every --var must name a variable some scenario declares; print those that don't."""
+    import difflib
+
+    if not all_valid:
+        return True
+    unknown = sorted(set(overrides) - declared)
+    for name in unknown:
+        close = difflib.get_close_matches(name, sorted(declared), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        allowed = ", ".join(sorted(declared)) or "none declared"
+        typer.echo(f"--var {name}: no scenario declares it{hint} allowed: {allowed}", err=True)
+    return not unknown
+
+
+def plan_file(path: Path, overrides: Mapping[str, str], seed: int | None) -> int:
+    from test_coordinator.scenario.plan import render_plan
+
+    try:
+        loaded = load_scenario(path, overrides=overrides)
+    except ScenarioInvalid as exc:
+        for problem in exc.problems:
+            typer.echo(str(problem), err=True)
+        return EXIT_INVALID
+    if not unknown_overrides_ok(overrides, set(loaded.declared_vars), all_valid=True):
+        return EXIT_INVALID
+    sys.stdout.write(render_plan(loaded, seed) + "\n")
+    return EXIT_OK

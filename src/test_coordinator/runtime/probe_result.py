@@ -1,0 +1,16 @@
+"""What a probe answers; kept apart from the probes so that importing it is cheap."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """One check's outcome: ``value`` is what the target answered (None if nothing)."""
+
+    ok: bool
+    value: Any
+    detail: str
+    latency_ms: float

@@ -1,0 +1,354 @@
+"""Health probes: HTTP, TCP, gRPC health and a command, each answering a ProbeResult.
+
+A probe never raises for a target that is down, slow or wrong: the failure is a
+result with ``ok=False`` and a ``detail`` that says what happened. Every check
+is bounded by the probe's ``timeout_s`` (an ``asyncio.timeout`` around the
+whole exchange, not only the connect).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import httpx
+
+from test_coordinator.runtime.http_client import (
+    describe_http_error,
+    new_http_client,
+    os_error_reason,
+)
+from test_coordinator.runtime.json_path import JsonPathError, json_equal, json_path
+from test_coordinator.runtime.probe_result import ProbeResult
+
+if TYPE_CHECKING:
+    import grpc.aio
+
+__all__ = [
+    "CommandProbe",
+    "GrpcHealthProbe",
+    "HttpProbe",
+    "JsonPathError",
+    "Probe",
+    "ProbeResult",
+    "TcpProbe",
+    "json_equal",
+    "json_path",
+]
+
+_OUTPUT_TAIL_CHARS = 300
+
+
+class Probe(Protocol):
+    async def check(self) -> ProbeResult: ...
+
+
+def _elapsed_ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0
+
+
+class HttpProbe:
+    """An HTTP request whose status (and optionally JSON fields) must match.
+
+    ``value`` is the decoded JSON body when the response says it is JSON (or
+    the body parses as JSON), else the text. ``json_fields`` maps a JSON path
+    (see :func:`json_path`) to the value expected there. Pass a shared
+    ``client`` (see :func:`new_http_client`) to keep connections alive across
+    probes; without one the probe makes its own and :meth:`aclose` closes it.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        method: str = "GET",
+        expect_status: int | Sequence[int] = 200,
+        json_fields: Mapping[str, Any] | None = None,
+        timeout_s: float = 1.0,
+        client: httpx.AsyncClient | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.url = url
+        self.method = method.upper()
+        self.expect_status = (
+            (expect_status,) if isinstance(expect_status, int) else tuple(expect_status)
+        )
+        self.json_fields = dict(json_fields or {})
+        self.timeout_s = timeout_s
+        self.headers = dict(headers or {})
+        self._client = client
+        self._owns_client = client is None
+        self._request: httpx.Request | None = None
+
+    def __repr__(self) -> str:
+        return f"HttpProbe({self.method} {self.url})"
+
+    async def check(self) -> ProbeResult:
+        started = time.perf_counter()
+        try:
+            request = self._prepared_request()
+            async with asyncio.timeout(self.timeout_s):
+                response = await self._client_or_new().send(request)
+        except TimeoutError:
+            return ProbeResult(
+                False,
+                None,
+                f"{self.url}: no answer within {self.timeout_s:g} s",
+                _elapsed_ms(started),
+            )
+        except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
+            detail = describe_http_error(exc)
+            return ProbeResult(False, None, f"{self.url}: {detail}", _elapsed_ms(started))
+        latency_ms = _elapsed_ms(started)
+        value = _decode_body(response)
+        problems = []
+        if response.status_code not in self.expect_status:
+            wanted = " or ".join(str(s) for s in self.expect_status)
+            problems.append(f"status {response.status_code}, expected {wanted}")
+        problems.extend(_field_problems(value, self.json_fields))
+        if problems:
+            return ProbeResult(False, value, f"{self.url}: " + "; ".join(problems), latency_ms)
+        return ProbeResult(True, value, f"{self.url}: status {response.status_code}", latency_ms)
+
+    async def aclose(self) -> None:
+        """Close the client if this probe made it; a shared client is left open."""
+        if self._owns_client and self._client is not None:
+            client, self._client, self._request = self._client, None, None
+            await client.aclose()
+
+    async def __aenter__(self) -> HttpProbe:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def _client_or_new(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = new_http_client()
+        return self._client
+
+    def _prepared_request(self) -> httpx.Request:
+        # Built once and sent again each time: a body-less request can be resent,
+        # and building it costs about a fifth of a local round trip.
+        if self._request is None:
+            self._request = self._client_or_new().build_request(
+                self.method, self.url, headers=self.headers, timeout=self.timeout_s
+            )
+        return self._request
+
+
+def _decode_body(response: httpx.Response) -> Any:
+    content = response.content
+    if "json" in response.headers.get("content-type", "") or content[:1] in (b"{", b"["):
+        try:
+            return json.loads(content)
+        except ValueError:
+            pass
+    return response.text
+
+
+def _field_problems(value: Any, fields: Mapping[str, Any]) -> list[str]:
+    problems = []
+    for path, expected in fields.items():
+        try:
+            actual = json_path(value, path)
+        except JsonPathError as exc:
+            problems.append(str(exc))
+            continue
+        if not json_equal(expected, actual):
+            problems.append(f"{path} is {actual!r}, expected {expected!r}")
+    return problems
+
+
+class TcpProbe:
+    """A TCP connect that must succeed; ``value`` is always None.
+
+    A paused (SIGSTOPped) server still completes connects through the kernel's
+    accept queue, so use an HTTP or gRPC probe to tell a paused service.
+    """
+
+    def __init__(self, host: str, port: int, timeout_s: float = 1.0) -> None:
+        self.host = host
+        self.port = port
+        self.timeout_s = timeout_s
+
+    def __repr__(self) -> str:
+        return f"TcpProbe({self.host}:{self.port})"
+
+    async def check(self) -> ProbeResult:
+        started = time.perf_counter()
+        where = f"{self.host}:{self.port}"
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                _, writer = await asyncio.open_connection(self.host, self.port)
+                latency_ms = _elapsed_ms(started)
+                writer.close()
+                await writer.wait_closed()
+        except TimeoutError:
+            return ProbeResult(
+                False,
+                None,
+                f"{where}: no connection within {self.timeout_s:g} s",
+                _elapsed_ms(started),
+            )
+        except OSError as exc:
+            reason = os_error_reason(exc)
+            return ProbeResult(
+                False, None, f"{where}: cannot connect: {reason}", _elapsed_ms(started)
+            )
+        return ProbeResult(True, None, f"{where}: connected", latency_ms)
+
+
+# A channel of its own, not shared through gRPC's global subchannel pool: a new
+# channel would otherwise inherit a failed subchannel and its reconnect backoff.
+_GRPC_CHANNEL_OPTIONS = (
+    ("grpc.use_local_subchannel_pool", 1),
+    ("grpc.initial_reconnect_backoff_ms", 5),
+    ("grpc.min_reconnect_backoff_ms", 5),
+    ("grpc.max_reconnect_backoff_ms", 50),
+)
+
+
+class GrpcHealthProbe:
+    """``grpc.health.v1.Health/Check``; ok when the status is SERVING.
+
+    ``value`` is the status name (``SERVING``, ``NOT_SERVING``, ...) or None when
+    the call failed. The channel is kept between checks and dropped after a
+    failure, so the next check connects at once instead of waiting out gRPC's
+    reconnect backoff (which would add up to seconds to a measured recovery).
+    """
+
+    def __init__(self, target: str, service: str = "", timeout_s: float = 1.0) -> None:
+        self.target = target
+        self.service = service
+        self.timeout_s = timeout_s
+        self._channel: grpc.aio.Channel | None = None
+
+    def __repr__(self) -> str:
+        return f"GrpcHealthProbe({self.target}, service={self.service!r})"
+
+    async def check(self) -> ProbeResult:
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        started = time.perf_counter()
+        if self._channel is None:
+            self._channel = grpc.aio.insecure_channel(self.target, options=_GRPC_CHANNEL_OPTIONS)
+        stub = health_pb2_grpc.HealthStub(self._channel)
+        request = health_pb2.HealthCheckRequest(service=self.service)
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                response = await stub.Check(request, timeout=self.timeout_s)
+        except TimeoutError:
+            await self._drop_channel()
+            return ProbeResult(
+                False,
+                None,
+                f"{self.target}: no answer within {self.timeout_s:g} s",
+                _elapsed_ms(started),
+            )
+        except grpc.aio.AioRpcError as exc:
+            await self._drop_channel()
+            detail = f"{self.target}: gRPC {exc.code().name}: {exc.details() or ''}".rstrip(": ")
+            return ProbeResult(False, None, detail, _elapsed_ms(started))
+        latency_ms = _elapsed_ms(started)
+        status = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+        ok = response.status == health_pb2.HealthCheckResponse.SERVING
+        if not ok:
+            return ProbeResult(
+                False, status, f"{self.target}: {status}, expected SERVING", latency_ms
+            )
+        return ProbeResult(True, status, f"{self.target}: SERVING", latency_ms)
+
+    async def aclose(self) -> None:
+        await self._drop_channel()
+
+    async def _drop_channel(self) -> None:
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            await channel.close(grace=None)
+
+
+class CommandProbe:
+    """A command that must exit with ``expect_exit``; ``value`` is its stdout, stripped.
+
+    It runs in its own process group, which is killed as a whole on timeout.
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        timeout_s: float = 5.0,
+        expect_exit: int = 0,
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        if not argv:
+            raise ValueError("CommandProbe needs a command")
+        self.argv = tuple(argv)
+        self.timeout_s = timeout_s
+        self.expect_exit = expect_exit
+        self.env = dict(env or {})
+        self.cwd = cwd
+
+    def __repr__(self) -> str:
+        return f"CommandProbe({' '.join(self.argv)})"
+
+    async def check(self) -> ProbeResult:
+        started = time.perf_counter()
+        name = self.argv[0]
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *self.argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env={**os.environ, **self.env} if self.env else None,
+                cwd=self.cwd,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            return ProbeResult(False, None, f"{name}: cannot run: {exc}", _elapsed_ms(started))
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                stdout, stderr = await process.communicate()
+        except TimeoutError:
+            await _kill_group(process)
+            return ProbeResult(
+                False,
+                None,
+                f"{name}: still running after {self.timeout_s:g} s; killed",
+                _elapsed_ms(started),
+            )
+        except BaseException:
+            await _kill_group(process)
+            raise
+        latency_ms = _elapsed_ms(started)
+        value = stdout.decode("utf-8", "replace").strip()
+        code = process.returncode
+        if code != self.expect_exit:
+            err = stderr.decode("utf-8", "replace").strip()[-_OUTPUT_TAIL_CHARS:]
+            detail = f"{name}: exit status {code}, expected {self.expect_exit}"
+            return ProbeResult(
+                False, value, detail + (f"; stderr: {err}" if err else ""), latency_ms
+            )
+        return ProbeResult(True, value, f"{name}: exit status {code}", latency_ms)
+
+
+async def _kill_group(process: asyncio.subprocess.Process) -> None:
+    """SIGKILL the command's group and reap it (bounded); its pipes close with it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    try:
+        async with asyncio.timeout(1.0):
+            await process.communicate()
+    except TimeoutError:
+        pass

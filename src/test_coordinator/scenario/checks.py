@@ -1,0 +1,182 @@
+"""Checks: what must be true of the whole run, judged after the last step."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
+
+from test_coordinator.scenario.probes import Condition
+from test_coordinator.scenario.types import Duration, ServiceName, Strict, Text
+
+
+class CheckBase(Strict):
+    name: Text | None = None
+
+
+class RecoveryTimeSpec(Strict):
+    """Each fault recovered within ``max``: every fault, or those on ``service``, or of ``step``."""
+
+    service: ServiceName | None = None
+    step: Text | None = None
+    max: Duration
+
+
+class RecoveryTimeCheck(CheckBase):
+    recovery_time: RecoveryTimeSpec
+
+
+class MetricSpec(Strict):
+    """A Prometheus sample from the service's ``metrics_url`` (or ``url``) against bounds."""
+
+    service: ServiceName | None = None
+    url: Text | None = None
+    metric: Text = Field(alias="name")
+    labels: dict[str, Text] = Field(default_factory=dict)
+    min: float | None = None
+    max: float | None = None
+    equals: float | None = None
+
+    @model_validator(mode="after")
+    def _source_and_bound(self) -> MetricSpec:
+        if (self.service is None) == (self.url is None):
+            raise ValueError("a metric check needs exactly one of service, url")
+        if self.min is None and self.max is None and self.equals is None:
+            raise ValueError("a metric check needs at least one of min, max, equals")
+        return self
+
+
+class MetricCheck(CheckBase):
+    metric: MetricSpec
+
+
+class LogSpec(Strict):
+    """A regular expression that must be ``present`` in, or ``absent`` from, the service's log."""
+
+    service: ServiceName
+    present: Text | None = None
+    absent: Text | None = None
+
+    @field_validator("present", "absent")
+    @classmethod
+    def _valid_regex(cls, value: str | None) -> str | None:
+        if value is not None and "${" not in value:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_pattern(self) -> LogSpec:
+        if (self.present is None) == (self.absent is None):
+            raise ValueError("a log check needs exactly one of present, absent")
+        return self
+
+
+class LogCheck(CheckBase):
+    log: LogSpec
+
+
+class WindowSpec(Strict):
+    """The part of the run from ``before`` ahead of step ``around`` to ``after`` it started."""
+
+    around: Text
+    before: Duration = 0.0
+    after: Duration = 5.0
+
+
+class LoadCheckSpec(Strict):
+    """The load's error rate and latency percentiles, over the run or a window, against maxima."""
+
+    generator: Text | None = None
+    window: WindowSpec | None = None
+    max_error_rate: float | None = Field(None, ge=0, le=1)
+    max_p50: Duration | None = None
+    max_p95: Duration | None = None
+    max_p99: Duration | None = None
+    min_requests: int = Field(1, ge=0)
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> LoadCheckSpec:
+        bounds = (self.max_error_rate, self.max_p50, self.max_p95, self.max_p99)
+        if all(bound is None for bound in bounds):
+            raise ValueError(
+                "a load check needs at least one of max_error_rate, max_p50, max_p95, max_p99"
+            )
+        return self
+
+
+class LoadCheck(CheckBase):
+    load: LoadCheckSpec
+
+
+class ProbeCheck(CheckBase):
+    """A probe once, at the end; its value compared with equals, min/max or regex."""
+
+    probe: Condition
+
+
+CHECK_TYPES: dict[str, type[CheckBase]] = {
+    "recovery_time": RecoveryTimeCheck,
+    "metric": MetricCheck,
+    "log": LogCheck,
+    "load": LoadCheck,
+    "probe": ProbeCheck,
+}
+CHECK_KINDS = tuple(CHECK_TYPES)
+
+
+def check_kind(check: CheckBase) -> str:
+    for kind, check_type in CHECK_TYPES.items():
+        if type(check) is check_type:
+            return kind
+    raise TypeError(f"not a check: {check!r}")
+
+
+def _discriminate(value: Any) -> str | None:
+    if isinstance(value, CheckBase):
+        return f"check:{check_kind(value)}"
+    if isinstance(value, dict):
+        kinds = [key for key in value if key in CHECK_TYPES]
+        if len(kinds) == 1:
+            return f"check:{kinds[0]}"
+    return None
+
+
+Check = Annotated[
+    Annotated[RecoveryTimeCheck, Tag("check:recovery_time")]
+    | Annotated[MetricCheck, Tag("check:metric")]
+    | Annotated[LogCheck, Tag("check:log")]
+    | Annotated[LoadCheck, Tag("check:load")]
+    | Annotated[ProbeCheck, Tag("check:probe")],
+    Discriminator(
+        _discriminate,
+        custom_error_type="check_kind",
+        custom_error_message="a check needs exactly one kind key",
+    ),
+]
+"""One check; which model is chosen by its kind key (tags are ``check:<kind>``)."""
+
+
+def describe_check_text(check: CheckBase) -> str:
+    """A short description: the check's name, or what it compares."""
+    from test_coordinator.scenario.durations import format_duration
+
+    if check.name:
+        return check.name
+    if isinstance(check, RecoveryTimeCheck):
+        spec = check.recovery_time
+        return f"recovery time of {spec.service or 'every fault'} <= {format_duration(spec.max)}"
+    if isinstance(check, MetricCheck):
+        return f"metric {check.metric.metric} of {check.metric.service or check.metric.url}"
+    if isinstance(check, LogCheck):
+        if check.log.present is not None:
+            return f"log of {check.log.service} contains /{check.log.present}/"
+        return f"log of {check.log.service} lacks /{check.log.absent}/"
+    if isinstance(check, LoadCheck):
+        return f"load {check.load.generator or ''}".rstrip()
+    if isinstance(check, ProbeCheck):
+        return f"probe {check.probe.describe()}"
+    return check_kind(check)

@@ -1,0 +1,163 @@
+"""Probes (how to look at a service) and conditions (what the look must show)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import Field, JsonValue, field_validator, model_validator
+
+from test_coordinator.scenario.types import Duration, ServiceList, Strict, Text
+
+PROBE_KINDS = ("http", "tcp", "grpc", "command")
+DEFAULT_PROBE_TIMEOUT_S = 1.0
+DEFAULT_COMMAND_TIMEOUT_S = 5.0
+
+
+class HttpProbeSpec(Strict):
+    """An HTTP request whose status, and optionally JSON fields, must match."""
+
+    url: Text
+    method: Literal["GET", "HEAD", "POST", "PUT", "DELETE"] = "GET"
+    status: int = Field(200, ge=100, le=599)
+    json_fields: dict[str, JsonValue] = Field(default_factory=dict, alias="json")
+    timeout: Duration = DEFAULT_PROBE_TIMEOUT_S
+
+
+class TcpProbeSpec(Strict):
+    """A TCP connection that must be accepted."""
+
+    host: Text = "127.0.0.1"
+    port: int = Field(ge=1, le=65535)
+    timeout: Duration = DEFAULT_PROBE_TIMEOUT_S
+
+
+class GrpcProbeSpec(Strict):
+    """The standard gRPC health check, which must answer SERVING."""
+
+    target: Text
+    service: Text = ""
+    timeout: Duration = DEFAULT_PROBE_TIMEOUT_S
+
+
+class CommandProbeSpec(Strict):
+    """A command (no shell) that must exit with ``exit``; its stdout is the value."""
+
+    argv: tuple[Text, ...] = Field(min_length=1)
+    exit: int = 0
+    timeout: Duration = DEFAULT_COMMAND_TIMEOUT_S
+
+
+class ProbeSpec(Strict):
+    """Exactly one of ``http``, ``tcp``, ``grpc`` or ``command``."""
+
+    http: HttpProbeSpec | None = None
+    tcp: TcpProbeSpec | None = None
+    grpc: GrpcProbeSpec | None = None
+    command: CommandProbeSpec | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_probe(self) -> ProbeSpec:
+        _require_one(self, PROBE_KINDS, "a probe")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(kind for kind in PROBE_KINDS if getattr(self, kind) is not None)
+
+
+class Condition(Strict):
+    """What must be true: services healthy, or a probe that succeeds (and whose value matches).
+
+    With a probe, ``json_path`` picks a part of its value (``data.items[0].id``)
+    and ``equals``, ``min``/``max`` or ``regex`` compare it.
+    """
+
+    healthy: ServiceList | None = None
+    http: HttpProbeSpec | None = None
+    tcp: TcpProbeSpec | None = None
+    grpc: GrpcProbeSpec | None = None
+    command: CommandProbeSpec | None = None
+    json_path: Text | None = None
+    equals: JsonValue = None
+    min: float | None = None
+    max: float | None = None
+    regex: Text | None = None
+
+    @field_validator("regex")
+    @classmethod
+    def _valid_regex(cls, value: str | None) -> str | None:
+        if value is not None and "${" not in value:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one_subject(self) -> Condition:
+        kind = _require_one(self, ("healthy", *PROBE_KINDS), "a condition")
+        compares = [
+            name
+            for name in ("json_path", "equals", "min", "max", "regex")
+            if getattr(self, name) is not None
+        ]
+        if kind == "healthy" and compares:
+            raise ValueError(
+                f"{', '.join(compares)} compare a probe's value, and 'healthy' has none; "
+                "allowed with healthy: nothing else"
+            )
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(kind for kind in ("healthy", *PROBE_KINDS) if getattr(self, kind) is not None)
+
+    @property
+    def probe(self) -> ProbeSpec | None:
+        """The probe part as a ProbeSpec, or None for ``healthy``."""
+        if self.healthy is not None:
+            return None
+        return ProbeSpec.model_validate({self.kind: getattr(self, self.kind)})
+
+    @property
+    def compares(self) -> bool:
+        return any(getattr(self, name) is not None for name in ("equals", "min", "max", "regex"))
+
+    def describe(self) -> str:
+        if self.healthy is not None:
+            return f"{', '.join(self.healthy)} healthy"
+        text = _describe_probe(self)
+        if self.json_path:
+            text += f" .{self.json_path}"
+        if self.equals is not None:
+            text += f" == {self.equals!r}"
+        if self.min is not None:
+            text += f" >= {self.min:g}"
+        if self.max is not None:
+            text += f" <= {self.max:g}"
+        if self.regex is not None:
+            text += f" ~ /{self.regex}/"
+        return text
+
+
+def _describe_probe(spec: Any) -> str:
+    if spec.http is not None:
+        return f"http {spec.http.method} {spec.http.url} -> {spec.http.status}"
+    if spec.tcp is not None:
+        return f"tcp {spec.tcp.host}:{spec.tcp.port}"
+    if spec.grpc is not None:
+        return f"grpc {spec.grpc.target} {spec.grpc.service}".rstrip()
+    return "command " + " ".join(spec.command.argv)
+
+
+def describe_probe(spec: ProbeSpec) -> str:
+    return _describe_probe(spec)
+
+
+def _require_one(model: Strict, names: tuple[str, ...], what: str) -> str:
+    present = [name for name in names if getattr(model, name) is not None]
+    if len(present) != 1:
+        found = f"found {', '.join(present)}" if present else "found none"
+        raise ValueError(f"{what} needs exactly one of {', '.join(names)}; {found}")
+    return present[0]

@@ -1,0 +1,256 @@
+"""The scenario commands end to end: real processes, real SQLite store, real reports."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import signal
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import junitparser
+import pytest
+
+from e2e.cli_harness import EXAMPLES, Cli
+from e2e.procs import kill_group, pids_with_arg, state
+from support.service_process import start_service
+from test_coordinator.runtime import procfs
+
+pytestmark = pytest.mark.slow
+
+
+def journal_of(cli: Cli) -> dict[str, Any]:
+    [journal] = list((cli.workdir / "reports").glob("*/journal.json"))
+    data: dict[str, Any] = json.loads(journal.read_text())
+    return data
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)  # polling a condition, with a deadline
+
+
+def started_pids(journal: dict[str, Any]) -> list[int]:
+    return [e["data"]["pid"] for e in journal["events"] if e["kind"] == "service.started"]
+
+
+def test_restart_example_passes(cli: Cli, example: Callable[[str], str]) -> None:
+    """A new user's first run: two services, a restart, recovery within 2 s."""
+    done = cli.run("run", example("restart-recovery.yaml"))
+
+    assert 0 == done.returncode, done.stdout + done.stderr
+    assert "PASSED restart-recovery" in done.stdout
+    journal = journal_of(cli)
+    assert "passed" == journal["outcome"]
+    [recovery] = journal["recoveries"]
+    assert 0 < recovery["recovery_ms"] < 2000
+    assert all(
+        procfs.read_stat(pid) is None or procfs.read_stat(pid).is_zombie
+        for pid in started_pids(journal)
+    )
+    xml = junitparser.JUnitXml.fromfile(str(next((cli.workdir / "reports").glob("*/junit.xml"))))
+    [suite] = list(xml)
+    assert "restart-recovery" == suite.name
+    names = [case.name for case in suite]
+    assert "step 1: restart orders" in names and "check 1: orders recovers quickly" in names
+    assert all(case.is_passed for case in suite)
+
+
+def test_restart_example_fails_with_a_1ms_limit(cli: Cli, example: Callable[[str], str]) -> None:
+    done = cli.run("run", example("restart-recovery.yaml"), "--var", "max_recovery_ms=1")
+
+    assert 1 == done.returncode, done.stdout + done.stderr
+    assert "FAILED restart-recovery" in done.stdout
+    assert "healthy again after" in done.stdout and "more than the allowed 1ms" in done.stdout
+    xml = junitparser.JUnitXml.fromfile(str(next((cli.workdir / "reports").glob("*/junit.xml"))))
+    [suite] = list(xml)
+    [check] = [case for case in suite if case.name.startswith("check 1")]
+    [failure] = check.result
+    assert isinstance(failure, junitparser.Failure)
+    assert "more than the allowed 1ms" in failure.message
+    assert 1 == suite.failures
+
+
+def test_always_breaks_mid_run_and_undo_runs(cli: Cli, example: Callable[[str], str]) -> None:
+    """The run fails when orders turns unhealthy, not after the 10 s wait; prices is resumed."""
+    started = time.monotonic()
+    done = cli.run("run", example("always-breaks.yaml"))
+
+    assert 1 == done.returncode, done.stdout + done.stderr
+    assert time.monotonic() - started < 8.0
+    journal = journal_of(cli)
+    kinds = [e["kind"] for e in journal["events"]]
+    violated = kinds.index("condition.violated")
+    steps = {s["name"]: s for s in journal["steps"]}
+    assert "error" == steps["this wait is cut short"]["status"]
+    assert (
+        steps["this wait is cut short"]["ended_at_ms"]
+        - steps["this wait is cut short"]["started_at_ms"]
+        < 2000
+    )
+    assert "skipped" == steps["resume prices"]["status"]
+    assert [("resume", "done")] == [(u["action"], u["status"]) for u in journal["undos"]]
+    assert violated < kinds.index("undo.finished")
+    assert all(not procfs.is_alive(pid) for pid in started_pids(journal))
+
+
+@contextmanager
+def _coordinator_killed_while_paused(cli: Cli, example: Callable[[str], str]) -> Iterator[int]:
+    """SIGKILL a coordinator while it holds a service paused; yield the paused pid."""
+    tag = f"paused-{uuid.uuid4().hex[:8]}"
+    coordinator = cli.popen(
+        "run",
+        example("pause-resume.yaml"),
+        "--var",
+        "hold=60s",
+        "--var",
+        f"tag={tag}",
+        "--var",
+        "max_recovery=90s",
+    )
+    service_pid = None
+    try:
+
+        def paused() -> bool:
+            pids = pids_with_arg(tag)
+            return bool(pids) and state(pids[0]) == "T"
+
+        wait_for(paused, "the service to be paused")
+        [service_pid] = pids_with_arg(tag)
+        coordinator.send_signal(signal.SIGKILL)
+        coordinator.wait(timeout=10)
+        assert "T" == state(service_pid)
+        yield service_pid
+    finally:
+        if coordinator.poll() is None:
+            coordinator.kill()
+            coordinator.wait(timeout=10)
+        if coordinator.stdout is not None:
+            coordinator.stdout.close()
+        for pid in [*pids_with_arg(tag), *([service_pid] if service_pid else [])]:
+            kill_group(pid)
+
+
+def test_sigkill_while_paused_then_recover(cli: Cli, example: Callable[[str], str]) -> None:
+    """A coordinator killed mid-pause leaves a stopped process; recover resumes it."""
+    with _coordinator_killed_while_paused(cli, example) as service_pid:
+        done = cli.run("recover")
+
+        assert 0 == done.returncode, done.stdout + done.stderr
+        assert f"process {service_pid} resumed" in done.stdout
+        assert "marked aborted" in done.stdout
+        assert state(service_pid) not in (None, "T", "t")
+        runs = asyncio.run(_runs(cli))
+        assert ["aborted"] == [run.status.value for run in runs]
+        again = cli.run("recover")
+        assert "nothing to undo" in again.stdout
+
+
+def test_serve_undoes_what_a_killed_coordinator_left(
+    cli: Cli, example: Callable[[str], str]
+) -> None:
+    """The next start of the service resumes the paused process before it is ready."""
+    with _coordinator_killed_while_paused(cli, example) as service_pid:
+        service = start_service(cli.workdir, {"LOG_LEVEL": "INFO"})
+        try:
+            assert state(service_pid) not in (None, "T", "t")
+            runs = asyncio.run(_runs(cli))
+            assert ["aborted"] == [run.status.value for run in runs]
+        finally:
+            service.stop()
+        assert "undid what a killed coordinator left behind" in service.log()
+
+
+async def _runs(cli: Cli) -> list[Any]:
+    from test_coordinator.adapters.storage import DataAdapter
+    from test_coordinator.config import load_settings
+
+    adapter = DataAdapter.from_settings(load_settings(data_dir=cli.data_dir))
+    await adapter.start()
+    try:
+        return await adapter.runs.list_runs()
+    finally:
+        await adapter.close()
+
+
+def test_sigterm_interrupts_undoes_and_exits_130(cli: Cli, example: Callable[[str], str]) -> None:
+    tag = f"term-{uuid.uuid4().hex[:8]}"
+    coordinator = cli.popen(
+        "run", example("pause-resume.yaml"), "--var", "hold=60s", "--var", f"tag={tag}"
+    )
+    try:
+        wait_for(lambda: any(state(p) == "T" for p in pids_with_arg(tag)), "the pause")
+        coordinator.send_signal(signal.SIGTERM)
+        output, _ = coordinator.communicate(timeout=30)
+        assert 130 == coordinator.returncode, output
+        assert "undo resume prices done" in output
+        assert [] == pids_with_arg(tag)
+        assert "interrupted" == journal_of(cli)["outcome"]
+    finally:
+        if coordinator.poll() is None:
+            coordinator.kill()
+            coordinator.communicate(timeout=10)
+        for pid in pids_with_arg(tag):
+            kill_group(pid)
+
+
+def test_validate_reports_every_problem_with_lines(cli: Cli) -> None:
+    scenario = cli.workdir / "typo.yaml"
+    scenario.write_text(
+        "version: 1\n"
+        "services:\n"
+        "  api:\n"
+        "    process: {command: python}\n"
+        "    health: {http: {url: 'http://127.0.0.1:1/health'}}\n"
+        "steps:\n"
+        "  - restart: api\n"
+        "    timout: 5s\n"
+        "  - expect: {healthy: api, within: soon}\n"
+    )
+
+    done = cli.run("validate", str(scenario))
+
+    assert 2 == done.returncode
+    assert (
+        f"{scenario}:8:5: steps[0].timout: unknown key 'timout'; did you mean 'timeout'?"
+        in done.stdout
+    )
+    assert f"{scenario}:9:36: steps[1].expect.within: 'soon' is not a duration" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_run_directory_writes_one_junit_with_a_suite_per_scenario(cli: Cli) -> None:
+    folder = cli.workdir / "suite"
+    folder.mkdir()
+    for name in ("restart-recovery.yaml", "capture.yaml", "tiny_server.py"):
+        shutil.copy(EXAMPLES / name, folder / name)
+
+    done = cli.run("run", str(folder), "--seed", "3")
+
+    assert 0 == done.returncode, done.stdout + done.stderr
+    xml = junitparser.JUnitXml.fromfile(str(cli.workdir / "reports" / "junit.xml"))
+    assert ["capture", "restart-recovery"] == sorted(suite.name for suite in xml)
+    assert 2 == len(list((cli.workdir / "reports").glob("*/journal.json")))
+
+
+def test_examples_validate(cli: Cli) -> None:
+    done = cli.run("validate", str(EXAMPLES))
+
+    assert 0 == done.returncode, done.stdout + done.stderr
+    assert done.stdout.count(": ok (") == len(list(EXAMPLES.glob("*.yaml")))
+
+
+def test_schema_is_json_schema(cli: Cli) -> None:
+    done = cli.run("schema")
+
+    assert 0 == done.returncode
+    schema = json.loads(done.stdout)
+    assert "https://json-schema.org/draft/2020-12/schema" == schema["$schema"]
+    assert {"version", "services", "steps"} <= set(schema["properties"])

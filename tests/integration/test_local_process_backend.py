@@ -1,0 +1,337 @@
+"""The local-process backend with real processes: tiny_server, shells, grandchildren."""
+
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from test_coordinator.runtime import procfs
+from test_coordinator.runtime.http_client import new_http_client
+from test_coordinator.runtime.polling import wait_until
+from test_coordinator.runtime.ports_alloc import free_port
+from test_coordinator.runtime.probes import HttpProbe, ProbeResult
+from test_coordinator.runtime.processes import (
+    BackendError,
+    LocalProcessBackend,
+    ProcessSpec,
+    ProcessState,
+)
+
+pytestmark = pytest.mark.slow
+
+TINY_SERVER = Path(__file__).resolve().parents[2] / "scenarios" / "examples" / "tiny_server.py"
+
+
+def tiny(name: str, port: int, *, wrapper: str = "", grace_s: float = 5.0) -> ProcessSpec:
+    """tiny_server as ``name``; with ``wrapper``, run by sh after that shell text."""
+    server = f"{sys.executable} {TINY_SERVER} --port {port} --name {name}"
+    if wrapper:
+        return ProcessSpec(name, ("sh", "-c", f"{wrapper} exec {server}"), stop_grace_s=grace_s)
+    return ProcessSpec(name, tuple(server.split()), stop_grace_s=grace_s)
+
+
+def condition(predicate: Callable[[], object]) -> Callable[[], Awaitable[ProbeResult]]:
+    """A check for wait_until from a plain predicate."""
+
+    async def check() -> ProbeResult:
+        value = predicate()
+        return ProbeResult(bool(value), value, f"{predicate.__name__} -> {value!r}", 0.0)
+
+    return check
+
+
+async def eventually(predicate: Callable[[], object], deadline_s: float = 5.0) -> None:
+    await wait_until(condition(predicate), deadline_s=deadline_s, interval_s=0.005)
+
+
+def gone(pids: list[int]) -> bool:
+    return not any(procfs.is_alive(pid) for pid in pids)
+
+
+@pytest.fixture
+async def backend(tmp_path: Path) -> AsyncIterator[LocalProcessBackend]:
+    runtime = LocalProcessBackend(tmp_path / "logs")
+    try:
+        yield runtime
+    finally:
+        await runtime.close(grace_s=1.0)
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with new_http_client() as shared:
+        yield shared
+
+
+def health(port: int, client: httpx.AsyncClient, timeout_s: float = 1.0) -> HttpProbe:
+    return HttpProbe(
+        f"http://127.0.0.1:{port}/health",
+        json_fields={"status": "healthy"},
+        client=client,
+        timeout_s=timeout_s,
+    )
+
+
+async def test_started_service_runs_in_its_own_group_and_becomes_healthy(
+    backend: LocalProcessBackend, client: httpx.AsyncClient
+) -> None:
+    port = free_port()
+    pid = await backend.start(tiny("orders", port))
+
+    result, _ = await wait_until(health(port, client).check, deadline_s=5.0, interval_s=0.005)
+
+    assert result.value == {"status": "healthy", "service": "orders"}
+    assert backend.state("orders") == ProcessState.RUNNING
+    assert backend.state("orders") == "running"
+    assert backend.pid("orders") == pid
+    stat = procfs.read_stat(pid)
+    assert stat is not None
+    assert (stat.pgrp, stat.session) == (pid, pid)
+    out_log, err_log = backend.log_paths("orders")
+    assert out_log.read_text() == f"tiny-server orders listening on {port}\n"
+    assert err_log.exists()
+
+
+async def test_pause_makes_probes_time_out_and_resume_recovers(
+    backend: LocalProcessBackend, client: httpx.AsyncClient
+) -> None:
+    port = free_port()
+    pid = await backend.start(tiny("orders", port))
+    await wait_until(health(port, client).check, deadline_s=5.0, interval_s=0.005)
+
+    await backend.pause("orders")
+    paused = await health(port, client, timeout_s=0.2).check()
+    stat = procfs.read_stat(pid)
+
+    assert backend.state("orders") == "paused"
+    assert stat is not None and stat.is_stopped
+    assert not paused.ok
+    assert "no answer within 0.2 s" in paused.detail
+
+    await backend.resume("orders")
+    resumed, _ = await wait_until(health(port, client).check, deadline_s=2.0, interval_s=0.005)
+
+    assert resumed.ok
+    assert backend.state("orders") == "running"
+
+
+async def test_stop_ends_the_whole_group_including_grandchildren(
+    backend: LocalProcessBackend, client: httpx.AsyncClient
+) -> None:
+    """A shell that forked a long sleep before exec'ing the server: both are stopped."""
+    port = free_port()
+    pid = await backend.start(tiny("orders", port, wrapper="sleep 300 &"))
+    await wait_until(health(port, client).check, deadline_s=5.0, interval_s=0.005)
+    await eventually(lambda: len(procfs.group_members(pid)) == 2)
+    members = [m.pid for m in procfs.group_members(pid)]
+
+    await backend.stop("orders")
+
+    assert gone(members)
+    assert procfs.group_members(pid) == []
+    assert backend.state("orders") == "exited"
+    assert backend.exit_code("orders") == 0  # tiny_server handled SIGTERM
+    assert backend.pid("orders") is None
+
+
+async def test_stop_kills_what_ignores_sigterm_after_the_grace(
+    backend: LocalProcessBackend,
+) -> None:
+    spec = ProcessSpec("stubborn", ("sh", "-c", "trap '' TERM; sleep 300 & wait"), stop_grace_s=0.3)
+    pid = await backend.start(spec)
+    await eventually(lambda: len(procfs.group_members(pid)) == 2)
+    members = [m.pid for m in procfs.group_members(pid)]
+
+    started = time.monotonic()
+    await backend.stop("stubborn")
+    took = time.monotonic() - started
+
+    assert gone(members)
+    assert backend.exit_code("stubborn") == -signal.SIGKILL
+    assert 0.3 <= took < 3.0
+
+
+async def test_stop_of_a_paused_service_lets_it_handle_sigterm(
+    backend: LocalProcessBackend, client: httpx.AsyncClient
+) -> None:
+    """SIGCONT goes with SIGTERM: the paused server exits cleanly within its grace."""
+    port = free_port()
+    await backend.start(tiny("orders", port, grace_s=3.0))
+    await wait_until(health(port, client).check, deadline_s=5.0, interval_s=0.005)
+    await backend.pause("orders")
+
+    await backend.stop("orders")
+
+    assert backend.exit_code("orders") == 0
+    out_log = backend.log_paths("orders")[0]
+    assert out_log.read_text().endswith("tiny-server orders stopping\n")
+
+
+async def test_stop_and_close_are_idempotent(backend: LocalProcessBackend) -> None:
+    await backend.stop("never-started")
+    pid = await backend.start(ProcessSpec("sleeper", ("sleep", "300")))
+
+    await backend.stop("sleeper")
+    await backend.stop("sleeper")
+    await backend.close()
+    await backend.close()
+
+    assert not procfs.is_alive(pid)
+    with pytest.raises(BackendError, match="sleeper: cannot start: the process backend is closed"):
+        await backend.start(ProcessSpec("sleeper", ("sleep", "300")))
+
+
+async def test_close_leaves_no_process_behind(
+    backend: LocalProcessBackend, client: httpx.AsyncClient
+) -> None:
+    """Running, paused, wrapped and orphaned processes: close() ends them all."""
+    port = free_port()
+    await backend.start(tiny("plain", port))
+    await backend.start(tiny("wrapped", free_port(), wrapper="sleep 300 &"))
+    await backend.start(ProcessSpec("paused", ("sleep", "300")))
+    await backend.pause("paused")
+    # A leader that dies alone leaves its child orphaned in the group:
+    leader = await backend.start(ProcessSpec("orphaning", ("sh", "-c", "sleep 300 & wait")))
+    await eventually(lambda: len(procfs.group_members(leader)) == 2)
+    orphans = [m.pid for m in procfs.group_members(leader) if m.pid != leader]
+    os.kill(leader, signal.SIGKILL)
+    await eventually(lambda: backend.state("orphaning") == "exited")
+    assert not gone(orphans)
+
+    groups = [backend.pid(n) for n in ("plain", "wrapped", "paused")]
+    members = [m.pid for g in groups if g is not None for m in procfs.group_members(g)]
+    assert len(members) == 4
+
+    started = time.monotonic()
+    await backend.close(grace_s=2.0)
+
+    assert gone(members + orphans)
+    assert time.monotonic() - started < 4.0
+    assert {backend.state(n) for n in backend.names()} == {"exited"}
+
+
+async def test_kill_with_sigkill_leaves_it_exited(tmp_path: Path) -> None:
+    exits: list[tuple[str, int]] = []
+    backend = LocalProcessBackend(tmp_path, on_exit=lambda name, code: exits.append((name, code)))
+    try:
+        pid = await backend.start(ProcessSpec("victim", ("sleep", "300")))
+
+        await backend.kill("victim")
+
+        assert backend.state("victim") == "exited"
+        assert backend.exit_code("victim") == -signal.SIGKILL
+        assert not procfs.is_alive(pid)
+        await eventually(lambda: exits == [("victim", -signal.SIGKILL)])
+        assert backend.exit_requested("victim")
+    finally:
+        await backend.close()
+
+
+async def test_kill_with_sigterm_returns_at_once_and_the_exit_follows(
+    backend: LocalProcessBackend, client: httpx.AsyncClient
+) -> None:
+    port = free_port()
+    await backend.start(tiny("orders", port))
+    await wait_until(health(port, client).check, deadline_s=5.0, interval_s=0.005)
+
+    await backend.kill("orders", signal.SIGTERM)
+    await eventually(lambda: backend.state("orders") == "exited")
+
+    assert backend.exit_code("orders") == 0
+    with pytest.raises(BackendError, match=r"orders: cannot pause: not running \(exited"):
+        await backend.pause("orders")
+
+
+async def test_a_crash_is_reported_and_told_apart(tmp_path: Path) -> None:
+    """on_exit hears of a process that exits by itself; exit_requested says nobody asked."""
+    exits: list[tuple[str, int]] = []
+    backend = LocalProcessBackend(tmp_path, on_exit=lambda name, code: exits.append((name, code)))
+    try:
+        spec = ProcessSpec("later", ("sh", "-c", "echo old >&2; sleep 0.2; echo gone >&2; exit 9"))
+        await backend.start(spec)
+        await eventually(lambda: ("later", 9) in exits)
+        await backend.start(spec)
+        await eventually(lambda: exits.count(("later", 9)) == 2)
+
+        assert backend.state("later") == "exited"
+        assert not backend.exit_requested("later")
+        assert backend.stderr_tail("later") == "old | gone"
+        assert backend.log_paths("later")[1].read_text() == "old\ngone\n" * 2
+    finally:
+        await backend.close()
+
+
+async def test_an_immediate_exit_fails_start_with_its_stderr(tmp_path: Path) -> None:
+    """Within exit_check_s of starting, an exit is start()'s error, stderr quoted."""
+    backend = LocalProcessBackend(tmp_path, exit_check_s=1.0)
+    try:
+        with pytest.raises(
+            BackendError, match="failing: exited with status 3 right after start; stderr: bad flag"
+        ):
+            await backend.start(ProcessSpec("failing", ("sh", "-c", "echo bad flag >&2; exit 3")))
+        assert backend.state("failing") == "exited"
+    finally:
+        await backend.close()
+
+
+async def test_restart_starts_the_same_spec_again(
+    backend: LocalProcessBackend, client: httpx.AsyncClient
+) -> None:
+    port = free_port()
+    first = await backend.start(tiny("orders", port))
+    await wait_until(health(port, client).check, deadline_s=5.0, interval_s=0.005)
+
+    second = await backend.restart("orders")
+    result, _ = await wait_until(health(port, client).check, deadline_s=5.0, interval_s=0.005)
+
+    assert result.ok
+    assert second != first
+    assert not procfs.is_alive(first)
+    lines = backend.log_paths("orders")[0].read_text().splitlines()
+    listening = f"tiny-server orders listening on {port}"
+    assert lines == [listening, "tiny-server orders stopping", listening]
+
+
+async def test_environment_and_working_directory(
+    backend: LocalProcessBackend, tmp_path: Path
+) -> None:
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    spec = ProcessSpec(
+        "envy",
+        ("sh", "-c", 'echo "$GREETING from $(pwd) home=$HOME"; echo oops >&2; exec sleep 300'),
+        env={"GREETING": "hello"},
+        cwd=workdir,
+    )
+    await backend.start(spec)
+    out_log, err_log = backend.log_paths("envy")
+
+    await eventually(lambda: out_log.read_text() and err_log.read_text())
+
+    assert out_log.read_text() == f"hello from {workdir} home={Path.home()}\n"
+    assert err_log.read_text() == "oops\n"
+
+
+async def test_start_errors_name_the_service(backend: LocalProcessBackend, tmp_path: Path) -> None:
+    with pytest.raises(
+        BackendError, match=r"ghost: cannot start '/no/such/binary': .*No such file"
+    ):
+        await backend.start(ProcessSpec("ghost", ("/no/such/binary",)))
+    with pytest.raises(
+        BackendError, match=r"lost: cannot start: working directory .* does not exist"
+    ):
+        await backend.start(ProcessSpec("lost", ("sleep", "1"), cwd=tmp_path / "missing"))
+    await backend.start(ProcessSpec("once", ("sleep", "300")))
+    with pytest.raises(BackendError, match=r"once: cannot start: already running as pid \d+"):
+        await backend.start(ProcessSpec("once", ("sleep", "300")))
+    with pytest.raises(BackendError, match="nobody: cannot restart: it was never started"):
+        await backend.restart("nobody")
+    with pytest.raises(
+        BackendError, match="nobody: cannot send signal SIGKILL: it was never started"
+    ):
+        await backend.kill("nobody")

@@ -1,0 +1,263 @@
+"""In-memory doubles for the engine's ports: a store, a process backend, probes, load.
+
+A fake service is healthy when its process is ``running`` and it is not marked
+sick; probes of other URLs answer from ``FakeWorld.values``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from test_coordinator.engine.ports import EngineDeps, LoadRunner, Probe
+from test_coordinator.ports.storage import (
+    JournalEvent,
+    RunRecord,
+    UndoRecord,
+    UndoStatus,
+)
+from test_coordinator.runtime.load import LoadSummary
+from test_coordinator.runtime.probes import ProbeResult
+from test_coordinator.runtime.processes import BackendError, ProcessSpec
+from test_coordinator.scenario.probes import ProbeSpec
+from test_coordinator.scenario.steps import LoadSpec
+
+
+class InMemoryRunStore:
+    def __init__(self) -> None:
+        self.runs: dict[str, RunRecord] = {}
+        self.events_by_run: dict[str, list[JournalEvent]] = {}
+        self.undos: dict[str, UndoRecord] = {}
+        self.undo_log: list[tuple[str, str]] = []
+
+    async def save_run(self, run: RunRecord) -> None:
+        self.runs[run.run_id] = run
+
+    async def append_events(self, events: Sequence[JournalEvent]) -> None:
+        for event in events:
+            self.events_by_run.setdefault(event.run_id, []).append(event)
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        return self.runs.get(run_id)
+
+    async def list_runs(self, limit: int = 50) -> list[RunRecord]:
+        return sorted(self.runs.values(), key=lambda r: -r.started_at_ms)[:limit]
+
+    async def events(self, run_id: str) -> list[JournalEvent]:
+        return list(self.events_by_run.get(run_id, []))
+
+    async def record_undo(self, undo: UndoRecord) -> None:
+        self.undos[undo.undo_id] = undo
+        self.undo_log.append(("recorded", undo.undo_id))
+
+    async def finish_undo(self, undo_id: str, status: UndoStatus, detail: str = "") -> None:
+        from dataclasses import replace
+
+        self.undos[undo_id] = replace(self.undos[undo_id], status=status, detail=detail)
+        self.undo_log.append((status.value, undo_id))
+
+    async def pending_undos(self) -> list[UndoRecord]:
+        return [u for u in self.undos.values() if u.status is UndoStatus.PENDING]
+
+
+class FakeBackend:
+    """Processes as states; every call is logged in ``calls`` as ``(action, name)``."""
+
+    _pids = itertools.count(1000)
+
+    def __init__(self, log_dir: Path, *, store: InMemoryRunStore | None = None) -> None:
+        self.log_dir = log_dir
+        self.states: dict[str, str] = {}
+        self.pids: dict[str, int] = {}
+        self.specs: dict[str, ProcessSpec] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.closed = False
+        self.fail_start: set[str] = set()
+        self.store = store
+        self.pending_undos_at_injection: list[int] = []
+
+    def _note_injection(self) -> None:
+        if self.store is not None:
+            pending = [u for u in self.store.undos.values() if u.status is UndoStatus.PENDING]
+            self.pending_undos_at_injection.append(len(pending))
+
+    async def start(self, spec: ProcessSpec) -> int:
+        self.calls.append(("start", spec.name))
+        if spec.name in self.fail_start:
+            raise BackendError(f"{spec.name}: exited with status 1 right after start")
+        if self.states.get(spec.name) in ("running", "paused"):
+            raise BackendError(f"{spec.name}: already running")
+        self.states[spec.name] = "running"
+        self.pids[spec.name] = next(self._pids)
+        self.specs[spec.name] = spec
+        return self.pids[spec.name]
+
+    async def stop(self, name: str, grace_s: float | None = None) -> None:
+        self.calls.append(("stop", name))
+        self._note_injection()
+        if name in self.states:
+            self.states[name] = "exited"
+
+    async def restart(self, name: str) -> int:
+        self.calls.append(("restart", name))
+        self._note_injection()
+        self.states[name] = "running"
+        self.pids[name] = next(self._pids)
+        return self.pids[name]
+
+    async def kill(self, name: str, sig: int) -> None:
+        self.calls.append((f"kill:{int(sig)}", name))
+        self._note_injection()
+        self.states[name] = "exited"
+
+    async def pause(self, name: str) -> None:
+        self.calls.append(("pause", name))
+        self._note_injection()
+        self.states[name] = "paused"
+
+    async def resume(self, name: str) -> None:
+        self.calls.append(("resume", name))
+        if self.states.get(name) == "paused":
+            self.states[name] = "running"
+
+    async def close(self) -> None:
+        self.calls.append(("close", "*"))
+        self.closed = True
+        for name in self.states:
+            self.states[name] = "exited"
+
+    def state(self, name: str) -> str:
+        return self.states.get(name, "not-started")
+
+    def pid(self, name: str) -> int | None:
+        return self.pids.get(name) if self.state(name) in ("running", "paused") else None
+
+    def log_paths(self, name: str) -> list[Path]:
+        return [self.log_dir / f"{name}.out.log", self.log_dir / f"{name}.err.log"]
+
+
+@dataclass
+class FakeWorld:
+    """What the fake probes see. URLs ``fake://SERVICE/health`` follow the backend's state."""
+
+    backend: FakeBackend | None = None
+    sick: set[str] = field(default_factory=set)
+    values: dict[str, Any] = field(default_factory=dict)
+    delays: dict[str, float] = field(default_factory=dict)
+    probe_count: int = 0
+
+    def answer(self, url: str) -> ProbeResult:
+        self.probe_count += 1
+        host, _, path = url.removeprefix("fake://").partition("/")
+        if path == "health":
+            state = self.backend.state(host) if self.backend is not None else "running"
+            ok = state == "running" and host not in self.sick
+            return ProbeResult(ok, {"status": "healthy" if ok else state}, f"{host} {state}", 0.1)
+        if host == "value":
+            if path in self.values:
+                return ProbeResult(True, self.values[path], f"value {path}", 0.1)
+            return ProbeResult(False, None, f"no value {path}", 0.1)
+        return ProbeResult(False, None, f"unknown fake url {url}", 0.1)
+
+
+class FakeProbe:
+    def __init__(self, world: FakeWorld, url: str) -> None:
+        self.world = world
+        self.url = url
+
+    async def check(self) -> ProbeResult:
+        delay = self.world.delays.get(self.url)
+        if delay:
+            await asyncio.sleep(delay)  # a target that answers late
+        return self.world.answer(self.url)
+
+
+class FakeProbes:
+    def __init__(self, world: FakeWorld) -> None:
+        self.world = world
+
+    def probe(self, spec: ProbeSpec) -> Probe:
+        assert spec.http is not None, "fake probes answer http specs only"
+        return FakeProbe(self.world, spec.http.url)
+
+
+class FakeLoad:
+    def __init__(self, spec: LoadSpec, summary: LoadSummary) -> None:
+        self.spec = spec
+        self._summary = summary
+        self.started = False
+        self.stopped = False
+        self.windows: list[tuple[float | None, float | None]] = []
+
+    def start(self) -> None:
+        self.started = True
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    def summary(self, start_ms: float | None = None, end_ms: float | None = None) -> LoadSummary:
+        self.windows.append((start_ms, end_ms))
+        return self._summary
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    """Poll ``condition`` until true; fail the test after ``timeout_s``."""
+    async with asyncio.timeout(timeout_s):
+        while not condition():  # noqa: ASYNC110 - polling a fake's state, with a deadline
+            await asyncio.sleep(0.001)
+
+
+@dataclass
+class Harness:
+    store: InMemoryRunStore
+    world: FakeWorld
+    backends: list[FakeBackend]
+    loads: list[FakeLoad]
+    metrics: dict[str, float]
+    deps: EngineDeps
+
+    @property
+    def backend(self) -> FakeBackend:
+        return self.backends[-1]
+
+
+def harness(
+    *,
+    load_summary: LoadSummary | None = None,
+    metrics: Mapping[str, float] | None = None,
+    poll_interval_s: float = 0.001,
+) -> Harness:
+    store = InMemoryRunStore()
+    world = FakeWorld()
+    backends: list[FakeBackend] = []
+    loads: list[FakeLoad] = []
+    metric_values = dict(metrics or {})
+
+    def backend_factory(log_dir: Path) -> FakeBackend:
+        backend = FakeBackend(log_dir, store=store)
+        world.backend = backend
+        backends.append(backend)
+        return backend
+
+    async def read_metric(url: str, name: str, labels: Mapping[str, str]) -> float | None:
+        return metric_values.get(name)
+
+    def load_factory(spec: LoadSpec, origin_s: float) -> LoadRunner:
+        summary = load_summary or LoadSummary(100, 0, 0.0, 1.0, 2.0, 3.0, 4.0)
+        load = FakeLoad(spec, summary)
+        loads.append(load)
+        return load
+
+    deps = EngineDeps(
+        store=store,
+        backend_factory=backend_factory,
+        probes=FakeProbes(world),
+        read_metric=read_metric,
+        load_factory=load_factory,
+        poll_interval_s=poll_interval_s,
+    )
+    return Harness(store, world, backends, loads, metric_values, deps)

@@ -1,0 +1,117 @@
+"""End-of-run checks: load windows, metrics, logs and probe values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine_fakes import harness
+from engine_scenarios import scenario
+
+from test_coordinator.engine.executor import RunOptions, run_scenario
+from test_coordinator.engine.results import CheckResult, Outcome, Status
+from test_coordinator.runtime.load import LoadSummary
+
+METRICS_SERVICES = """
+services:
+  api:
+    process: {command: fake-api}
+    health: {http: {url: "fake://api/health"}}
+    metrics_url: fake://api/metrics
+"""
+
+
+async def checks_of(
+    body: str, tmp_path: Path, **harness_kwargs: object
+) -> tuple[list[CheckResult], object]:
+    h = harness(**harness_kwargs)  # type: ignore[arg-type]
+    loaded = scenario(body, services=METRICS_SERVICES)
+    result = await run_scenario(loaded, h.deps, RunOptions("r", 1, tmp_path))
+    return list(result.checks), h
+
+
+async def test_load_check_over_a_window_around_a_step(tmp_path: Path) -> None:
+    summary = LoadSummary(200, 10, 0.05, 2.0, 40.0, 90.0, 120.0)
+    checks, h = await checks_of(
+        """
+        steps:
+          - name: traffic
+            background: {load: {url: "fake://api/", rate: 100}}
+          - name: bounce
+            restart: api
+        checks:
+          - load:
+              generator: traffic
+              window: {around: bounce, before: 1s, after: 2s}
+              max_error_rate: 0.1
+              max_p95: 50ms
+          - load: {max_p99: 80ms}
+        """,
+        tmp_path,
+        load_summary=summary,
+    )
+
+    assert [Status.PASSED, Status.FAILED] == [c.status for c in checks]
+    [(start, end), whole_run] = h.loads[0].windows  # type: ignore[attr-defined]
+    assert 3000.0 == end - start
+    assert (None, None) == whole_run
+    assert "p99 90.0 ms above 80ms" in checks[1].detail
+    assert h.loads[0].stopped  # type: ignore[attr-defined]
+
+
+async def test_metric_check_reports_the_value_and_the_bound(tmp_path: Path) -> None:
+    checks, _ = await checks_of(
+        """
+        steps: [{wait: 1ms}]
+        checks:
+          - metric: {service: api, name: errors_total, max: 3}
+          - metric: {service: api, name: requests_total, labels: {path: /}, min: 1}
+          - metric: {url: "fake://other/metrics", name: absent_metric, min: 1}
+        """,
+        tmp_path,
+        metrics={"errors_total": 5.0, "requests_total": 9.0},
+    )
+
+    assert [Status.FAILED, Status.PASSED, Status.FAILED] == [c.status for c in checks]
+    assert "errors_total is 5: above the maximum 3" == checks[0].detail
+    assert 'requests_total{path="/"} is 9' == checks[1].detail
+    assert "absent_metric is not exposed at fake://other/metrics" == checks[2].detail
+
+
+async def test_log_checks_read_the_service_log(tmp_path: Path) -> None:
+    log = tmp_path / "api.log"
+    log.write_text("starting\nlistening on 8080\nWARNING slow disk\n")
+    services = METRICS_SERVICES + f"    log: {log}\n"
+    h = harness()
+    loaded = scenario(
+        """
+        steps: [{wait: 1ms}]
+        checks:
+          - log: {service: api, present: "listening on \\\\d+"}
+          - log: {service: api, absent: "WARNING"}
+          - log: {service: api, present: "ready"}
+        """,
+        services=services,
+    )
+
+    result = await run_scenario(loaded, h.deps, RunOptions("r", 1, tmp_path))
+
+    passed, leaked, missing = result.checks
+    assert Status.PASSED == passed.status and "api.log:2: listening on 8080" in passed.detail
+    assert Status.FAILED == leaked.status
+    assert "/WARNING/ must not appear, but api.log:3: WARNING slow disk" == leaked.detail
+    assert Status.FAILED == missing.status and "no line matches /ready/" in missing.detail
+    assert Outcome.FAILED == result.outcome and "(and 1 more)" in result.reason
+
+
+async def test_checks_are_skipped_when_a_step_failed(tmp_path: Path) -> None:
+    checks, _ = await checks_of(
+        """
+        steps: [{probe: {http: {url: "fake://value/none"}}}]
+        checks: [{metric: {service: api, name: x, min: 0}}]
+        """,
+        tmp_path,
+    )
+
+    [check] = checks
+    assert Status.SKIPPED == check.status
+    assert check.detail.startswith("not judged: step 1")

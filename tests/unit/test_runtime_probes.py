@@ -1,0 +1,245 @@
+"""Probes turn every failure of the target into a result, within their timeout."""
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+
+from test_coordinator.runtime.ports_alloc import free_port
+from test_coordinator.runtime.probes import (
+    CommandProbe,
+    GrpcHealthProbe,
+    HttpProbe,
+    ProbeResult,
+    TcpProbe,
+)
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A port nothing listens on."""
+    return free_port()
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts connections (kernel backlog) but never answers."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        yield server.getsockname()[1]
+
+
+def mock_client(
+    status: int, body: object, content_type: str = "application/json"
+) -> httpx.AsyncClient:
+    payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, content=payload, headers={"content-type": content_type})
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(answer))
+
+
+@pytest.fixture
+async def healthy_client() -> AsyncIterator[httpx.AsyncClient]:
+    async with mock_client(200, {"status": "healthy", "deps": [{"name": "db", "up": True}]}) as c:
+        yield c
+
+
+async def test_http_probe_to_a_closed_port_fails_with_the_reason(closed_port: int) -> None:
+    """Connection refused becomes ok=False with the system's wording, not an exception."""
+    async with HttpProbe(f"http://127.0.0.1:{closed_port}/health", timeout_s=1.0) as probe:
+        result = await probe.check()
+
+    assert not result.ok
+    assert result.value is None
+    assert "Connection refused" in result.detail
+    assert f":{closed_port}/health" in result.detail
+
+
+async def test_http_probe_is_bounded_by_its_timeout(silent_port: int) -> None:
+    """A server that accepts but never answers costs the timeout, not more."""
+    started = time.monotonic()
+    async with HttpProbe(f"http://127.0.0.1:{silent_port}/", timeout_s=0.1) as probe:
+        result = await probe.check()
+    elapsed = time.monotonic() - started
+
+    assert not result.ok
+    assert "no answer within 0.1 s" in result.detail
+    assert 0.1 <= elapsed < 0.5
+
+
+async def test_http_probe_invalid_url_is_a_result() -> None:
+    """Even a malformed URL is reported, never raised."""
+    async with HttpProbe("ftp://127.0.0.1/", timeout_s=0.5) as probe:
+        result = await probe.check()
+
+    assert not result.ok
+    assert "unsupported URL" in result.detail
+
+
+async def test_http_probe_value_is_the_json_body(healthy_client: httpx.AsyncClient) -> None:
+    """A JSON answer is decoded into the value; matching fields pass."""
+    probe = HttpProbe(
+        "http://svc/health",
+        json_fields={"status": "healthy", "deps[0].up": True},
+        client=healthy_client,
+    )
+
+    result = await probe.check()
+
+    assert result.ok, result.detail
+    assert result.value == {"status": "healthy", "deps": [{"name": "db", "up": True}]}
+    assert result.latency_ms >= 0
+
+
+async def test_http_probe_reports_every_field_that_differs(
+    healthy_client: httpx.AsyncClient,
+) -> None:
+    """Wrong and missing fields are each named in the detail."""
+    probe = HttpProbe(
+        "http://svc/health",
+        json_fields={"status": "degraded", "deps[0].up": 1, "version": "2"},
+        client=healthy_client,
+    )
+
+    result = await probe.check()
+
+    assert not result.ok
+    assert "status is 'healthy', expected 'degraded'" in result.detail
+    assert "deps[0].up is True, expected 1" in result.detail
+    assert "no key 'version'" in result.detail
+
+
+async def test_http_probe_status_must_be_one_of_the_expected() -> None:
+    """A 503 fails a probe expecting 200 but passes one expecting (200, 503)."""
+    async with mock_client(503, {"status": "starting"}) as client:
+        strict = await HttpProbe("http://svc/", client=client).check()
+        lenient = await HttpProbe("http://svc/", expect_status=(200, 503), client=client).check()
+
+    assert not strict.ok
+    assert "status 503, expected 200" in strict.detail
+    assert strict.value == {"status": "starting"}
+    assert lenient.ok
+
+
+async def test_http_probe_text_body_is_the_value() -> None:
+    """A body that is not JSON is given as text."""
+    async with mock_client(200, "ok", content_type="text/plain") as client:
+        result = await HttpProbe("http://svc/", client=client).check()
+
+    assert result.ok
+    assert result.value == "ok"
+
+
+async def test_http_probe_translates_transport_errors() -> None:
+    """An httpx error raised by the transport becomes a failed result."""
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadError("connection reset", request=request)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(refuse)) as client:
+        result = await HttpProbe("http://svc/", client=client).check()
+
+    assert not result.ok
+    assert "read failed" in result.detail
+
+
+async def test_http_probe_leaves_a_shared_client_open(healthy_client: httpx.AsyncClient) -> None:
+    """aclose() closes only a client the probe made itself."""
+    probe = HttpProbe("http://svc/health", client=healthy_client)
+    await probe.aclose()
+
+    assert (await probe.check()).ok
+    assert not healthy_client.is_closed
+
+
+async def test_tcp_probe_connects_and_fails(closed_port: int, silent_port: int) -> None:
+    """A listening port passes; a closed one fails with the reason."""
+    up = await TcpProbe("127.0.0.1", silent_port, timeout_s=1.0).check()
+    down = await TcpProbe("127.0.0.1", closed_port, timeout_s=1.0).check()
+
+    assert up.ok
+    assert not down.ok
+    assert "Connection refused" in down.detail
+
+
+async def test_grpc_probe_to_a_closed_port_fails(closed_port: int) -> None:
+    """gRPC UNAVAILABLE is a failed result with the status code."""
+    probe = GrpcHealthProbe(f"127.0.0.1:{closed_port}", timeout_s=1.0)
+    try:
+        result = await probe.check()
+    finally:
+        await probe.aclose()
+
+    assert not result.ok
+    assert "UNAVAILABLE" in result.detail
+
+
+async def test_grpc_probe_to_a_silent_port_is_bounded(silent_port: int) -> None:
+    """A peer that never speaks HTTP/2 costs the timeout, not more."""
+    probe = GrpcHealthProbe(f"127.0.0.1:{silent_port}", timeout_s=0.1)
+    started = time.monotonic()
+    try:
+        result = await probe.check()
+    finally:
+        await probe.aclose()
+
+    assert not result.ok
+    assert time.monotonic() - started < 0.5
+
+
+async def test_command_probe_value_is_stdout() -> None:
+    """Exit 0 passes; stdout (stripped) is the value."""
+    result = await CommandProbe(["sh", "-c", "echo '  42  '"], timeout_s=2.0).check()
+
+    assert result == ProbeResult(True, "42", "sh: exit status 0", result.latency_ms)
+
+
+async def test_command_probe_unexpected_exit_names_stderr() -> None:
+    """A different exit status fails, with the end of stderr in the detail."""
+    result = await CommandProbe(["sh", "-c", "echo out; echo broken >&2; exit 3"]).check()
+
+    assert not result.ok
+    assert result.value == "out"
+    assert "exit status 3, expected 0; stderr: broken" in result.detail
+
+
+async def test_command_probe_expected_exit_can_be_nonzero() -> None:
+    result = await CommandProbe(["sh", "-c", "exit 2"], expect_exit=2).check()
+
+    assert result.ok
+
+
+async def test_command_probe_is_killed_at_its_timeout() -> None:
+    """A command that outlives the timeout is killed (with its children) and fails."""
+    started = time.monotonic()
+    result = await CommandProbe(["sh", "-c", "sleep 30 & wait"], timeout_s=0.1).check()
+
+    assert not result.ok
+    assert "still running after 0.1 s; killed" in result.detail
+    assert time.monotonic() - started < 1.5
+
+
+async def test_command_probe_missing_command_is_a_result() -> None:
+    result = await CommandProbe(["no-such-command-here"]).check()
+
+    assert not result.ok
+    assert "cannot run" in result.detail
+
+
+async def test_probes_run_concurrently_within_their_timeouts(silent_port: int) -> None:
+    """Timeouts are per probe and enforced: three hung probes finish together."""
+    probes = [HttpProbe(f"http://127.0.0.1:{silent_port}/", timeout_s=0.1) for _ in range(3)]
+    started = time.monotonic()
+    results = await asyncio.gather(*(p.check() for p in probes))
+    for probe in probes:
+        await probe.aclose()
+
+    assert [r.ok for r in results] == [False, False, False]
+    assert time.monotonic() - started < 0.5
