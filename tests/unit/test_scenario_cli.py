@@ -37,7 +37,7 @@ def test_validate_reports_problems_and_exits_2(runner: CliRunner, tmp_path: Path
     assert 2 == result.exit_code
     assert f"{bad}:2:11: services: needs at least 1 item(s)" in result.output
     assert f"{bad}:4:5: steps[0]: unknown step 'wiat'; did you mean 'wait'?" in result.output
-    assert "restart-recovery.yaml: ok (2 services, 2 steps, 1 checks)" in result.output
+    assert "restart-recovery.yaml: ok (2 services, 2 steps, 1 check)" in result.output
     assert "Traceback" not in result.output
 
 

@@ -29,15 +29,16 @@ def validate_files(paths: list[Path], overrides: Mapping[str, str]) -> int:
             invalid += 1
             for problem in exc.problems:
                 typer.echo(str(problem))
-            count = len(exc.problems)
-            typer.echo(f"{file}: {count} problem{'s' if count != 1 else ''}")
+            typer.echo(f"{file}: {_count(len(exc.problems), 'problem')}")
             continue
         declared |= loaded.declared_vars
         model = loaded.model
-        typer.echo(
-            f"{file}: ok ({len(model.services)} services, {len(model.steps)} steps, "
-            f"{len(model.checks)} checks)"
+        counts = (
+            _count(len(model.services), "service"),
+            _count(len(model.steps), "step"),
+            _count(len(model.checks), "check"),
         )
+        typer.echo(f"{file}: ok ({', '.join(counts)})")
     if not unknown_overrides_ok(overrides, declared, all_valid=invalid == 0):
         return EXIT_INVALID
     return EXIT_INVALID if invalid else EXIT_OK
@@ -73,3 +74,7 @@ def plan_file(path: Path, overrides: Mapping[str, str], seed: int | None) -> int
         return EXIT_INVALID
     sys.stdout.write(render_plan(loaded, seed) + "\n")
     return EXIT_OK
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
