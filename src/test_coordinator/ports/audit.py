@@ -1,0 +1,251 @@
+"""The audit contract: events the ecosystem reports, and what the audit correlator answers.
+
+Services and the coordinator report what they do and observe as
+:class:`AuditEvent` s to the audit correlator; the coordinator reports every
+fault it injects and undoes with the run id as correlation id. The correlator
+answers a :class:`Correlation` for a time window or a correlation id: the
+chaos events, the faults and whether the services they affect observed them,
+the outages the services reported, and the order accounting.
+
+Event kinds and the ``data`` each one carries:
+
+* ``fault.injected``: ``fault_id``, ``target`` (the service hit), ``fault``
+  (``restart``, ``pause``...), optional ``step`` and ``affects`` (the services
+  that must observe it; without it, every service that ever reported a
+  dependency named ``target``).
+* ``fault.undone``: ``fault_id``, ``target``.
+* ``dependency.lost`` / ``dependency.regained``: ``dependency`` (``exchange``);
+  the event's ``source`` is the service that lost or regained it.
+* ``order.sent`` / ``order.acknowledged`` / ``order.failed`` (from the sender) and
+  ``order.received`` (from the exchange): ``order_id``.
+* ``service.started``: anything the service wants said (``book_reset``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from test_coordinator.ports.availability import DependencyUnavailable
+
+COORDINATOR_SOURCE = "test-coordinator"
+
+FAULT_INJECTED = "fault.injected"
+FAULT_UNDONE = "fault.undone"
+DEPENDENCY_LOST = "dependency.lost"
+DEPENDENCY_REGAINED = "dependency.regained"
+ORDER_SENT = "order.sent"
+ORDER_ACKNOWLEDGED = "order.acknowledged"
+ORDER_FAILED = "order.failed"
+ORDER_RECEIVED = "order.received"
+SERVICE_STARTED = "service.started"
+CHAOS_KINDS = frozenset({FAULT_INJECTED, FAULT_UNDONE})
+
+
+def new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One thing that happened, at ``at_ms_epoch`` (milliseconds since the Unix epoch).
+
+    ``event_id`` makes delivery idempotent: the correlator stores an id once,
+    however many times a retry sends it.
+    """
+
+    kind: str
+    at_ms_epoch: int
+    correlation_id: str | None = None
+    source: str = COORDINATOR_SOURCE
+    data: Mapping[str, Any] = field(default_factory=dict)
+    event_id: str = field(default_factory=new_event_id)
+
+
+class AuditSink(Protocol):
+    """Where events go. Reporting never slows or breaks the caller."""
+
+    def emit(self, event: AuditEvent) -> None:
+        """Queue ``event`` for delivery; never blocks, never raises."""
+
+    async def flush(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for everything queued to be delivered; True if it was."""
+
+    async def close(self) -> None:
+        """Deliver what can be delivered within a short grace period, then stop; idempotent."""
+
+
+class AuditUnavailable(DependencyUnavailable):
+    """The audit correlator cannot be reached right now."""
+
+
+class AuditQueryFailed(Exception):
+    """The audit correlator answered, but not with a correlation (an error or a malformed body)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChaosEvent:
+    """A fault injected or undone, as the coordinator reported it."""
+
+    kind: str
+    at_ms: int
+    source: str
+    correlation_id: str | None
+    target: str | None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Outage:
+    """``service`` could not reach ``dependency`` from ``started_at_ms`` to ``ended_at_ms``.
+
+    ``ended_at_ms`` is None while the outage lasts (or when the service never said
+    it regained the dependency).
+    """
+
+    service: str
+    dependency: str
+    started_at_ms: int
+    ended_at_ms: int | None
+
+    @property
+    def duration_ms(self) -> int | None:
+        return None if self.ended_at_ms is None else self.ended_at_ms - self.started_at_ms
+
+    @property
+    def ongoing(self) -> bool:
+        return self.ended_at_ms is None
+
+
+@dataclass(frozen=True, slots=True)
+class FaultObservation:
+    """Whether ``service`` saw a fault: an outage that began while it was in force."""
+
+    service: str
+    observed: bool
+    outage: Outage | None = None
+    delay_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FaultRecord:
+    """One fault from injection to undo, and who observed it."""
+
+    fault_id: str
+    target: str | None
+    fault: str | None
+    injected_at_ms: int
+    undone_at_ms: int | None
+    correlation_id: str | None
+    observations: tuple[FaultObservation, ...] = ()
+
+    @property
+    def unobserved_by(self) -> tuple[str, ...]:
+        return tuple(o.service for o in self.observations if not o.observed)
+
+    @property
+    def observed_by_all(self) -> bool:
+        return not self.unobserved_by
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceStart:
+    """A service said it started (a restart shows as a second start)."""
+
+    service: str
+    at_ms: int
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAccounting:
+    """Orders sent in the window and what became of them.
+
+    ``acknowledged``: the sender reported the exchange's acknowledgement.
+    ``received``: the exchange reported receiving it (whatever the sender heard).
+    ``failed``: the sender gave it up unacknowledged. ``in_flight``: no outcome
+    yet, and sent less than the query's ``in_flight_ms`` before the window's end.
+    ``lost``: neither acknowledged, nor received by the exchange, nor in flight:
+    the order never reached the exchange (a failed order usually is one).
+    """
+
+    sent: int = 0
+    acknowledged: int = 0
+    received: int = 0
+    failed: int = 0
+    in_flight: int = 0
+    lost: int = 0
+    lost_order_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Correlation:
+    """The audit correlator's answer for one window (and correlation id, if asked)."""
+
+    correlation_id: str | None
+    from_ms: int
+    to_ms: int
+    event_count: int
+    chaos_events: tuple[ChaosEvent, ...] = ()
+    faults: tuple[FaultRecord, ...] = ()
+    outages: tuple[Outage, ...] = ()
+    service_starts: tuple[ServiceStart, ...] = ()
+    orders: OrderAccounting = field(default_factory=OrderAccounting)
+
+    def outages_of(self, service: str, dependency: str | None = None) -> tuple[Outage, ...]:
+        return tuple(
+            o
+            for o in self.outages
+            if o.service == service and (dependency is None or o.dependency == dependency)
+        )
+
+    def longest_outage_ms(self, service: str | None = None) -> int | None:
+        """The longest finished outage (of ``service``, or of any); None if there is none."""
+        durations = [
+            o.duration_ms
+            for o in self.outages
+            if o.duration_ms is not None and (service is None or o.service == service)
+        ]
+        return max(durations, default=None)
+
+    @property
+    def unobserved_faults(self) -> tuple[FaultRecord, ...]:
+        return tuple(f for f in self.faults if not f.observed_by_all)
+
+
+class AuditQuery(Protocol):
+    """Asks the audit correlator for a correlation; raises AuditUnavailable or AuditQueryFailed."""
+
+    async def correlate(
+        self,
+        correlation_id: str | None = None,
+        from_ms: int | None = None,
+        to_ms: int | None = None,
+    ) -> Correlation: ...
+
+
+def fault_injected(
+    *,
+    run_id: str,
+    fault_id: str,
+    target: str,
+    fault: str,
+    at_ms: int,
+    step: str | None = None,
+    affects: Sequence[str] | None = None,
+) -> AuditEvent:
+    """The event the coordinator reports when it injects a fault."""
+    data: dict[str, Any] = {"fault_id": fault_id, "target": target, "fault": fault}
+    if step is not None:
+        data["step"] = step
+    if affects is not None:
+        data["affects"] = list(affects)
+    return AuditEvent(FAULT_INJECTED, at_ms, run_id, COORDINATOR_SOURCE, data)
+
+
+def fault_undone(*, run_id: str, fault_id: str, target: str, at_ms: int) -> AuditEvent:
+    """The event the coordinator reports when it undoes a fault."""
+    data = {"fault_id": fault_id, "target": target}
+    return AuditEvent(FAULT_UNDONE, at_ms, run_id, COORDINATOR_SOURCE, data)
