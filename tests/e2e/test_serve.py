@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from support.service_process import ServiceProcess, start_service
+from support.service_process import ServiceProcess, free_port, start_service
 
 pytestmark = pytest.mark.slow
 
@@ -124,3 +125,29 @@ def test_json_logs_in_docker_environment_carry_identity(tmp_path: Path) -> None:
         assert record["service_name"] == "test-coordinator"
         assert record["instance_name"] == "test-coordinator"
         assert record["environment"] == "docker"
+
+
+def test_taken_port_is_one_line_and_exit_code_3(tmp_path: Path) -> None:
+    """A port already in use is an infrastructure error, said plainly."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "test_coordinator", "serve"],
+            env={
+                "PATH": "/usr/bin:/bin",
+                "HTTP_PORT": str(port),
+                "GRPC_PORT": str(free_port()),
+                "DATA_DIR": str(tmp_path / "data"),
+                "LOG_LEVEL": "ERROR",
+            },
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+    assert result.returncode == 3
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout

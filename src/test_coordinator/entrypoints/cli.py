@@ -55,7 +55,7 @@ def serve() -> None:
         raise typer.Exit(EXIT_USAGE) from None
 
     from test_coordinator.infrastructure.logging import configure_logging
-    from test_coordinator.service.lifecycle import StartupError
+    from test_coordinator.service.http_serving import StartupError
     from test_coordinator.service.lifecycle import serve as serve_forever
 
     configure_logging(settings)

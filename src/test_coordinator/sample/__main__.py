@@ -41,7 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # One line per order would drown the services' own lines.
     for chatty in ("httpx", "httpcore"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.root.level))
-    from test_coordinator.sample.host import StartupError, serve_sample
+    from test_coordinator.sample.host import serve_sample
+    from test_coordinator.service.http_serving import StartupError
 
     module = importlib.import_module(module_name)
     try:

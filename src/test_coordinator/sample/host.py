@@ -15,9 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import signal
 import socket
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -35,6 +34,13 @@ from test_coordinator.ports.health import DependencyHealth
 from test_coordinator.ports.metrics import Metrics
 from test_coordinator.sample.observations import Observations
 from test_coordinator.sample.options import env_text
+from test_coordinator.service.http_serving import (
+    QuietSignalsServer,
+    listen,
+    stop_on_signals,
+    wait_for_stop,
+    wait_started,
+)
 from test_coordinator.service.state import ServiceState
 
 if TYPE_CHECKING:
@@ -52,10 +58,6 @@ STARTUP_DEADLINE_S = 10.0
 METRICS_NAMESPACE = ""  # series are named as documented: orders_sent_total, not prefixed
 
 log = get_logger("test_coordinator.sample")
-
-
-class StartupError(Exception):
-    """The sample service could not start (its port is taken, for example)."""
 
 
 class SampleService(Protocol):
@@ -82,14 +84,6 @@ class SampleContext:
 
 
 ServiceFactory = Callable[[SampleContext], SampleService]
-
-
-class _QuietSignalsServer(uvicorn.Server):
-    """uvicorn without its own signal handlers: serve_sample owns SIGINT and SIGTERM."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 def audit_sink_from_env(settings: Settings, environ: Mapping[str, str]) -> AuditSink:
@@ -120,14 +114,8 @@ async def serve_sample(
 ) -> None:
     """Serve until ``stop`` is set or SIGINT/SIGTERM arrives."""
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
+    async with stop_on_signals(stop):
         await _serve_until(settings, factory, environ, grpc, stop)
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
 
 
 async def _serve_until(
@@ -153,7 +141,7 @@ async def _serve_until(
     state = ServiceState(settings, health_sources=[service])
     registry = _registry(settings, state)
     app = sample_app(state, service, metrics)
-    http_server = _QuietSignalsServer(
+    http_server = QuietSignalsServer(
         uvicorn.Config(
             app,
             host=settings.http_host,
@@ -171,10 +159,10 @@ async def _serve_until(
         await service.start()
         if grpc:
             grpc_server = await _start_grpc(settings)
-        listener = _listen(settings.http_host, settings.http_port)
+        listener = listen(settings.http_host, settings.http_port)
         http_port = int(listener.getsockname()[1])
         http_task = asyncio.create_task(http_server.serve([listener]), name="http-server")
-        await _wait_started(http_server, http_task)
+        await wait_started(http_server, http_task, STARTUP_DEADLINE_S)
         await registry.register(_record(settings, http_port, grpc_server))
         if grpc_server is not None:
             await grpc_server.set_serving(True)
@@ -184,11 +172,7 @@ async def _serve_until(
             http=f"http://{settings.http_host}:{http_port}",
             **({"grpc": f"{settings.http_host}:{grpc_server.port}"} if grpc_server else {}),
         )
-        stop_wait = asyncio.create_task(stop.wait(), name="stop-signal")
-        try:
-            await asyncio.wait({stop_wait, http_task}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop_wait.cancel()
+        await wait_for_stop(stop, http_task)
         log.info("service stopping")
     finally:
         state.ready = False
@@ -259,26 +243,3 @@ def _record(settings: Settings, http_port: int, grpc_server: GrpcServer | None) 
     record = record_from_settings(settings)
     grpc_port = grpc_server.port if grpc_server is not None else 0
     return dataclasses.replace(record, http_port=http_port, grpc_port=grpc_port)
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    """A bound socket: a port in use is a StartupError here, not uvicorn's sys.exit()."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    return sock
-
-
-async def _wait_started(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
-    async with asyncio.timeout(STARTUP_DEADLINE_S):
-        while not server.started:
-            if task.done():
-                raise StartupError(
-                    f"the HTTP server could not start on {server.config.host}:{server.config.port}"
-                )
-            await asyncio.sleep(0.005)

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import socket
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import uvicorn
@@ -33,26 +31,20 @@ from test_coordinator.infrastructure.logging import get_logger
 from test_coordinator.infrastructure.prometheus import PrometheusMetrics
 from test_coordinator.ports.availability import DependencyUnavailable
 from test_coordinator.ports.registry import ServiceRecord
+from test_coordinator.service.http_serving import (
+    QuietSignalsServer,
+    listen,
+    stop_on_signals,
+    wait_for_stop,
+    wait_started,
+)
 from test_coordinator.service.state import ServiceState, utc_now_iso
 
 SHUTDOWN_BUDGET_S = 9.0
 GRPC_GRACE_S = 4.0
-STARTUP_DEADLINE_S = 15.0
 RECOVERY_DEADLINE_S = 30.0
 
 log = get_logger("test_coordinator.service")
-
-
-class StartupError(Exception):
-    """The service could not start (a port is taken, for example)."""
-
-
-class _QuietSignalsServer(uvicorn.Server):
-    """uvicorn without its own signal handlers: the lifecycle owns SIGINT and SIGTERM."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,14 +56,8 @@ class BoundPorts:
 async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     """Serve until ``stop`` is set or SIGINT/SIGTERM arrives."""
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
+    async with stop_on_signals(stop):
         await _serve_until(settings, stop)
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
 
 
 async def _serve_until(settings: Settings, stop: asyncio.Event) -> None:
@@ -95,7 +81,7 @@ async def _serve_until(settings: Settings, stop: asyncio.Event) -> None:
         metrics.render,
         middleware=lambda app: app.add_middleware(HttpMetricsMiddleware, metrics=metrics),
     )
-    http_server = _QuietSignalsServer(
+    http_server = QuietSignalsServer(
         uvicorn.Config(
             app,
             host=settings.http_host,
@@ -107,10 +93,13 @@ async def _serve_until(settings: Settings, stop: asyncio.Event) -> None:
         )
     )
     http_task: asyncio.Task[None] | None = None
+    listener: socket.socket | None = None
     try:
         await grpc_server.start()
-        http_task = asyncio.create_task(http_server.serve(), name="http-server")
-        ports = BoundPorts(http=await _wait_started(http_server, http_task), grpc=grpc_server.port)
+        listener = listen(settings.http_host, settings.http_port)
+        http_task = asyncio.create_task(http_server.serve([listener]), name="http-server")
+        await wait_started(http_server, http_task)
+        ports = BoundPorts(http=int(listener.getsockname()[1]), grpc=grpc_server.port)
         await registry.register(_record(settings, ports))
         await grpc_server.set_serving(True)
         state.ready = True
@@ -120,16 +109,16 @@ async def _serve_until(settings: Settings, stop: asyncio.Event) -> None:
             grpc=f"{settings.http_host}:{ports.grpc}",
             storage=adapter.description,
         )
-        stop_wait = asyncio.create_task(stop.wait(), name="stop-signal")
-        try:
-            await asyncio.wait({stop_wait, http_task}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop_wait.cancel()
+        await wait_for_stop(stop, http_task)
         log.info("service stopping")
     finally:
         state.ready = False
-        async with asyncio.timeout(SHUTDOWN_BUDGET_S):
-            await _shutdown(grpc_server, http_server, http_task, registry, adapter)
+        try:
+            async with asyncio.timeout(SHUTDOWN_BUDGET_S):
+                await _shutdown(grpc_server, http_server, http_task, registry, adapter)
+        finally:
+            if listener is not None:
+                listener.close()
         log.info("service stopped")
 
 
@@ -149,18 +138,6 @@ async def _recover_leftovers(adapter: DataAdapter) -> None:
             aborted_runs=list(report.aborted_runs),
             undos=[f"{u.service}: {u.action} {u.status.value}" for u in report.undos],
         )
-
-
-async def _wait_started(server: uvicorn.Server, task: asyncio.Task[None]) -> int:
-    async with asyncio.timeout(STARTUP_DEADLINE_S):
-        while not server.started:
-            if task.done():
-                raise StartupError(
-                    f"the HTTP server could not start on {server.config.host}:{server.config.port}"
-                )
-            await asyncio.sleep(0.01)
-    sockets = [s for srv in server.servers for s in (srv.sockets or ())]
-    return int(sockets[0].getsockname()[1]) if sockets else server.config.port
 
 
 async def _shutdown(
