@@ -6,13 +6,16 @@ each command imports what it needs when it runs.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import typer
 
 from test_coordinator import package_version
+
+if TYPE_CHECKING:
+    import asyncio
 
 app = typer.Typer(
     name="test-coordinator",
@@ -46,6 +49,8 @@ def root(
 @app.command()
 def serve() -> None:
     """Run the REST (HTTP_PORT) and gRPC (GRPC_PORT) servers until SIGINT or SIGTERM."""
+    import asyncio
+
     from test_coordinator.config import SettingsError, load_settings
 
     try:
