@@ -33,7 +33,7 @@ checks:
 async def test_a_testcase_per_step_and_check_with_failure_messages(tmp_path: Path) -> None:
     result = await a_run(tmp_path, "run-a", FAILING)
 
-    journal_path, junit_path = write_run_reports(result)
+    journal_path, junit_path, _html_path = write_run_reports(result)
 
     [suite] = list(junitparser.JUnitXml.fromfile(str(junit_path)))
     cases = {case.name: case for case in suite}
