@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/test-coordinator run scenarios/examples/restart-recovery.yaml
+	$(VENV)/bin/test-coordinator demo
 
 serve: $(STAMP)
 	$(VENV)/bin/test-coordinator serve

@@ -1,4 +1,4 @@
-"""The checks judged after the last step: recovery times, metrics, logs, load, probes."""
+"""The checks judged after the last step: recovery times, metrics, logs, load, probes, audit."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from test_coordinator.engine.audit_check import AuditCheckFailed, judge_audit
 from test_coordinator.engine.context import RunContext
 from test_coordinator.engine.results import CheckResult, Recovery, Status
 from test_coordinator.scenario.checks import (
+    AuditCheck,
     CheckBase,
     LoadCheck,
     LogCheck,
@@ -218,10 +220,18 @@ async def _probe(ctx: RunContext, check: ProbeCheck) -> tuple[str, Any]:
     return result.detail, result.value
 
 
+async def _audit(ctx: RunContext, check: AuditCheck) -> tuple[str, Any]:
+    try:
+        return await judge_audit(ctx, check)
+    except AuditCheckFailed as exc:
+        raise CheckFailed(str(exc), exc.value) from None
+
+
 _JUDGES: dict[str, Callable[[RunContext, Any], Awaitable[tuple[str, Any]]]] = {
     "recovery_time": _recovery_time,
     "metric": _metric,
     "log": _log,
     "load": _load,
     "probe": _probe,
+    "audit": _audit,
 }

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from test_coordinator.engine.audit_trail import RunAudit
 from test_coordinator.engine.background import BackgroundTasks
 from test_coordinator.engine.conditions import ConditionChecker
 from test_coordinator.engine.journal import Journal, RunClock
@@ -35,6 +36,8 @@ class RunContext:
     log_dir: Path
     chosen: Mapping[str, tuple[str, ...]]
     step_names: Mapping[str, str]
+    audit: RunAudit
+    started_epoch_ms: int = 0
     captured: dict[str, Any] = field(default_factory=dict)
     step_results: list[StepResult] = field(default_factory=list)
     step_starts_ms: dict[str, float] = field(default_factory=dict)

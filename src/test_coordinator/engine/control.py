@@ -28,6 +28,8 @@ class RunOptions:
     reports_dir: Path = Path("reports")
     undo_timeout_s: float = DEFAULT_UNDO_TIMEOUT_S
     flush_interval_s: float = 1.0
+    audit_url: str | None = None
+    """Replaces the scenario's ``audit.url`` (the scenario must still have ``audit:``)."""
 
     @property
     def run_dir(self) -> Path:

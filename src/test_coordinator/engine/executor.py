@@ -20,6 +20,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from test_coordinator.engine.audit_trail import RunAudit
 from test_coordinator.engine.background import BackgroundTasks
 from test_coordinator.engine.checks import describe_check, judge_checks
 from test_coordinator.engine.conditions import ConditionChecker
@@ -206,6 +207,7 @@ class _Run:
         for name in self.model.services:
             recoveries.use_probe(name, checker.health_probe(name))
         checker.observer = recoveries.observed
+        audit = self._audit()
         return RunContext(
             run_id=self.options.run_id,
             loaded=self.loaded,
@@ -214,7 +216,11 @@ class _Run:
             clock=self.clock,
             journal=self.journal,
             ledger=UndoLedger(
-                self.deps.store, self.options.run_id, self.journal, self.deps.wall_clock_ms
+                self.deps.store,
+                self.options.run_id,
+                self.journal,
+                self.deps.wall_clock_ms,
+                on_done=audit.undone,
             ),
             checker=checker,
             recoveries=recoveries,
@@ -222,6 +228,28 @@ class _Run:
             log_dir=log_dir,
             chosen=self.chosen,
             step_names=step_names(self.planned, self.chosen),
+            audit=audit,
+            started_epoch_ms=self.started_epoch_ms,
+        )
+
+    def _audit(self) -> RunAudit:
+        settings = self.model.audit
+        link = None
+        url = ""
+        if settings is not None and self.deps.audit_link is not None:
+            url = self.options.audit_url or settings.url
+            try:
+                link = self.deps.audit_link(url, self.options.run_dir)
+            except Exception as exc:
+                log.warning("run %s: no audit reporting: %s", self.options.run_id, exc)
+                self.journal.record("audit.unavailable", url=url, detail=str(exc))
+        return RunAudit(
+            link,
+            run_id=self.options.run_id,
+            journal=self.journal,
+            wall_clock_ms=self.deps.wall_clock_ms,
+            affects=settings.affects if settings is not None else None,
+            url=url,
         )
 
     async def _phases(self, ctx: RunContext) -> None:
@@ -271,8 +299,16 @@ class _Run:
         started = self.clock.ms()
         self.journal.record("setup.started", services=names)
         status, detail = Status.PASSED, f"{', '.join(names) or 'nothing'} started and healthy"
+        healthy = {name: asyncio.Event() for name in names}
+
+        async def start_in_order(name: str) -> None:
+            for dependency in self.model.services[name].depends_on or ():
+                await healthy[dependency].wait()  # bounded: a dependency fails or turns healthy
+            await self._start_service(ctx, name)
+            healthy[name].set()
+
         try:
-            await gather_first_error([self._start_service(ctx, name) for name in names])
+            await gather_first_error([start_in_order(name) for name in names])
         except BackendError as exc:
             infrastructure = isinstance(exc.__cause__, OSError)
             status, detail = (Status.ERROR if infrastructure else Status.FAILED), str(exc)
@@ -346,6 +382,7 @@ class _Run:
             self._escalate(
                 "undo failed: " + "; ".join(f"{u.action} {u.service}: {u.detail}" for u in failed)
             )
+        await ctx.audit.close()  # before the services stop: the correlator may be one of them
         try:
             await ctx.backend.close()
         except Exception as exc:

@@ -69,10 +69,11 @@ async def stop_step(
 ) -> None:
     async def stop(service: str) -> None:
         _require_state(ctx, service, ("running", "paused"), "stop")
-        await ctx.ledger.register(service, ctx.start_undo_action(service))
+        entry = await ctx.ledger.register(service, ctx.start_undo_action(service))
         watch = ctx.recoveries.begin(
             service, step_id, ctx.step_names[step_id], "stop", ctx.clock.now_s(), new_process=True
         )
+        ctx.audit.injected(entry, "stop", ctx.step_names[step_id])
         await ctx.backend.stop(service, step.grace)
         ctx.recoveries.action_done(watch)
 
@@ -93,6 +94,7 @@ async def restart_step(
             ctx.clock.now_s(),
             new_process=True,
         )
+        ctx.audit.injected(entry, "restart", ctx.step_names[step_id])
         pid = await ctx.backend.restart(service)
         ctx.recoveries.action_done(watch)
         ctx.journal.record("service.started", service=service, pid=pid, step=step_id)
@@ -112,18 +114,21 @@ async def kill_step(
         _require_state(ctx, service, ("running", "paused"), f"send {step.signal} to")
         # Any signal may end a service that does not handle it: the undo starts it
         # again if it is gone at the end, and does nothing if it still runs.
-        await ctx.ledger.register(service, ctx.start_undo_action(service))
+        entry = await ctx.ledger.register(service, ctx.start_undo_action(service))
+        fault = f"kill {step.signal}"
         if not terminating:
+            ctx.audit.injected(entry, fault, ctx.step_names[step_id])
             await ctx.backend.kill(service, sig)
             return
         watch = ctx.recoveries.begin(
             service,
             step_id,
             ctx.step_names[step_id],
-            f"kill {step.signal}",
+            fault,
             ctx.clock.now_s(),
             new_process=True,
         )
+        ctx.audit.injected(entry, fault, ctx.step_names[step_id])
         await ctx.backend.kill(service, sig)
         await _wait_exited(ctx, service)
         ctx.recoveries.action_done(watch)
@@ -148,7 +153,7 @@ async def pause_step(
         _require_state(ctx, service, ("running",), "pause")
         pid = ctx.backend.pid(service)
         stat = procfs.read_stat(pid) if pid is not None else None
-        await ctx.ledger.register(
+        entry = await ctx.ledger.register(
             service,
             {
                 "action": RESUME,
@@ -165,6 +170,7 @@ async def pause_step(
             ctx.clock.now_s(),
             new_process=False,
         )
+        ctx.audit.injected(entry, "pause", ctx.step_names[step_id])
         await ctx.backend.pause(service)
         ctx.recoveries.action_done(watch)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from test_coordinator.ports.audit import AuditSink, Correlation
 from test_coordinator.ports.storage import RunStore
 from test_coordinator.runtime.processes import ProcessSpec
 from test_coordinator.scenario.probes import ProbeSpec
@@ -85,6 +86,38 @@ BackendFactory = Callable[[Path], ProcessBackend]
 """``(log_dir)``: a fresh process backend for one run."""
 
 
+class AuditLink(Protocol):
+    """One run's connection to the audit correlator: a sink for its events and the queries.
+
+    ``correlate`` raises :class:`~test_coordinator.ports.audit.AuditUnavailable` when
+    the correlator does not answer and ``AuditQueryFailed`` for an answer that is
+    not a correlation.
+    """
+
+    @property
+    def sink(self) -> AuditSink: ...
+
+    async def correlate(
+        self,
+        correlation_id: str,
+        from_ms: int,
+        to_ms: int,
+        *,
+        slack_ms: int,
+        in_flight_ms: int,
+    ) -> Correlation: ...
+
+    def stats(self) -> Mapping[str, Any]:
+        """The sink's delivery counts (delivered, pending, dropped...), for the journal."""
+
+    async def close(self) -> None:
+        """Deliver what can be delivered within a short grace period; idempotent."""
+
+
+AuditLinkFactory = Callable[[str, Path], AuditLink]
+"""``(url, run_dir)``: the link to the audit correlator at ``url`` for one run."""
+
+
 @dataclass(frozen=True, slots=True)
 class EngineDeps:
     """Everything :func:`run_scenario` touches, so tests can replace any of it."""
@@ -97,3 +130,5 @@ class EngineDeps:
     poll_interval_s: float
     clock: Callable[[], float] = time.monotonic
     wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)
+    audit_link: AuditLinkFactory | None = None
+    """None: scenarios with ``audit:`` run without reporting, and audit checks fail."""

@@ -54,8 +54,11 @@ class UndoLedger:
         run_id: str,
         journal: Journal,
         wall_clock_ms: Callable[[], int],
+        on_done: Callable[[UndoEntry], None] | None = None,
     ) -> None:
+        """``on_done`` hears of every entry settled or undone successfully: its fault ended."""
         self._store = store
+        self._on_done = on_done
         self._run_id = run_id
         self._journal = journal
         self._wall_clock_ms = wall_clock_ms
@@ -122,6 +125,8 @@ class UndoLedger:
 
     async def _finish(self, entry: UndoEntry, status: UndoStatus, detail: str) -> None:
         entry.settled = True
+        if status is UndoStatus.DONE and self._on_done is not None:
+            self._on_done(entry)
         self._journal.record(
             "undo.finished",
             undo_id=entry.record.undo_id,

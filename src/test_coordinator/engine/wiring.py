@@ -1,15 +1,26 @@
-"""The engine's real dependencies: local processes, httpx probes, metrics scrapes, load."""
+"""The engine's real dependencies: local processes, httpx probes, metrics scrapes, load, and
+the audit correlator (a buffered reporter and a query client)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from test_coordinator.adapters.audit import AuditClient, HttpAuditReporter
 from test_coordinator.engine.errors import InfrastructureError
-from test_coordinator.engine.ports import EngineDeps, LoadRunner, Probe, ProcessBackend
+from test_coordinator.engine.ports import (
+    AuditLink,
+    EngineDeps,
+    LoadRunner,
+    Probe,
+    ProcessBackend,
+)
+from test_coordinator.ports.audit import AuditSink, Correlation
 from test_coordinator.ports.storage import RunStore
 from test_coordinator.runtime.http_client import new_http_client
 from test_coordinator.runtime.load import LoadGenerator
@@ -47,6 +58,55 @@ class RuntimeProbes:
         )
 
 
+AUDIT_SPILL_FILE = "audit-undelivered.jsonl"
+AUDIT_LINGER_S = 0.05
+AUDIT_CLOSE_GRACE_S = 2.0
+
+
+class HttpAuditLink:
+    """A run's link to the audit correlator: an HttpAuditReporter (events are buffered,
+    retried behind a circuit breaker; what is undeliverable at the end goes to
+    ``run_dir/audit-undelivered.jsonl``) and an AuditClient for correlations."""
+
+    def __init__(self, url: str, run_dir: Path) -> None:
+        self._reporter = HttpAuditReporter(
+            url, spill_path=run_dir / AUDIT_SPILL_FILE, linger_s=AUDIT_LINGER_S
+        )
+        self._client = AuditClient(url)
+
+    @property
+    def sink(self) -> AuditSink:
+        return self._reporter
+
+    async def correlate(
+        self,
+        correlation_id: str,
+        from_ms: int,
+        to_ms: int,
+        *,
+        slack_ms: int,
+        in_flight_ms: int,
+    ) -> Correlation:
+        return await self._client.correlate(
+            correlation_id, from_ms, to_ms, slack_ms=slack_ms, in_flight_ms=in_flight_ms
+        )
+
+    def stats(self) -> Mapping[str, Any]:
+        stats = dataclasses.asdict(self._reporter.stats)
+        stats["breaker"] = str(stats["breaker"])
+        return stats
+
+    async def close(self) -> None:
+        try:
+            await self._reporter.close(AUDIT_CLOSE_GRACE_S)
+        finally:
+            await self._client.close()
+
+
+def audit_link(url: str, run_dir: Path) -> AuditLink:
+    return HttpAuditLink(url, run_dir)
+
+
 @asynccontextmanager
 async def runtime_deps(
     store: RunStore, *, poll_interval_s: float = DEFAULT_POLL_INTERVAL_S
@@ -81,6 +141,7 @@ async def runtime_deps(
             read_metric=read_metric,
             load_factory=load_factory,
             poll_interval_s=poll_interval_s,
+            audit_link=audit_link,
         )
     finally:
         await client.aclose()

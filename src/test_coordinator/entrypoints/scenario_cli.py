@@ -1,4 +1,4 @@
-"""The scenario commands: validate, plan, run, schema, recover.
+"""The scenario commands: validate, plan, run, demo, schema, recover.
 
 Registered on the root app by :func:`register_scenario_commands`. Module import
 costs nothing beyond Typer: each command imports what it needs when it runs, so
@@ -87,6 +87,25 @@ def run(
     raise typer.Exit(code)
 
 
+def demo(
+    var: VarOption = None,
+    seed: SeedOption = None,
+    reports_dir: Annotated[
+        Path, typer.Option("--reports-dir", help="Where reports/<run-id>/ folders go.")
+    ] = Path("reports"),
+) -> None:
+    """Run the flagship scenario on the sample trading ecosystem: an exchange restart mid-trading,
+    verified through the audit correlator. Prints the verdict and the HTML report's path."""
+    import asyncio
+
+    from test_coordinator.entrypoints.scenario_demo import run_demo
+
+    overrides = parse_vars(var)
+    with _no_traceback():
+        code = asyncio.run(run_demo(overrides, seed, reports_dir))
+    raise typer.Exit(code)
+
+
 def schema() -> None:
     """Print the JSON Schema of the scenario format (for editor completion)."""
     from test_coordinator.scenario.schema import schema_json
@@ -121,6 +140,6 @@ def _no_traceback() -> Iterator[None]:
 
 
 def register_scenario_commands(app: typer.Typer) -> None:
-    """Add validate, plan, run, schema and recover to ``app``."""
-    for command in (validate, plan, run, schema, recover):
+    """Add validate, plan, run, demo, schema and recover to ``app``."""
+    for command in (validate, plan, run, demo, schema, recover):
         app.command(command.__name__)(command)

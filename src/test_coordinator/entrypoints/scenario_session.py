@@ -27,6 +27,7 @@ from test_coordinator.engine.executor import (
 from test_coordinator.engine.leftovers import RecoveryReport, recover_leftovers
 from test_coordinator.engine.results import Outcome, RunResult
 from test_coordinator.ports.storage import RunStore
+from test_coordinator.scenario.audit import AUDIT_URL_ENV
 from test_coordinator.scenario.loader import LoadedScenario, load_scenario, scenario_files
 from test_coordinator.scenario.problems import ScenarioInvalid
 
@@ -73,7 +74,7 @@ PLAIN_WIDTH = 140
 """Columns for tables when stdout is not a terminal (CI logs are wide)."""
 
 
-def _console() -> Console:
+def console_for_stdout() -> Console:
     if sys.stdout.isatty():
         return Console(highlight=False)
     return Console(highlight=False, width=PLAIN_WIDTH)
@@ -95,7 +96,7 @@ def print_recovery(console: Console, report: RecoveryReport, *, quiet_if_empty: 
 
 
 async def recover_command() -> int:
-    console = _console()
+    console = console_for_stdout()
     try:
         async with open_store() as store:
             report = await recover_leftovers(store)
@@ -145,10 +146,22 @@ def exit_code(results: list[RunResult]) -> int:
 async def run_files(
     paths: list[Path], overrides: Mapping[str, str], seed: int | None, reports_dir: Path
 ) -> int:
-    console = _console()
+    code, _ = await run_files_with_results(paths, overrides, seed, reports_dir)
+    return code
+
+
+async def run_files_with_results(
+    paths: list[Path],
+    overrides: Mapping[str, str],
+    seed: int | None,
+    reports_dir: Path,
+    console: Console | None = None,
+) -> tuple[int, list[RunResult]]:
+    """Validate every file, then run each; the exit code and the results of the runs."""
+    console = console or console_for_stdout()
     validated = _load_all(paths, overrides, console)
     if validated is None:
-        return EXIT_USAGE
+        return EXIT_USAGE, []
     try:
         async with open_store() as store:
             report = await recover_leftovers(store)
@@ -156,14 +169,14 @@ async def run_files(
             results = await _run_all(validated, overrides, seed, reports_dir, store, console)
     except _Unavailable as exc:
         console.print(f"test-coordinator: {exc}", style="red")
-        return exc.code
+        return exc.code, []
     if results:
         from test_coordinator.reporting.junit import write_junit
 
         combined = write_junit(results, reports_dir / COMBINED_JUNIT)
         if len(results) > 1:
             console.print(f"{len(results)} scenarios; combined JUnit report: {combined}")
-    return exit_code(results)
+    return exit_code(results), results
 
 
 async def _run_all(
@@ -201,7 +214,11 @@ async def _run_all(
                     break
                 run_id = new_run_id()
                 loaded = load_scenario(
-                    item.path, overrides=overrides, allocate_port=free_port, run_id=run_id
+                    item.path,
+                    overrides=overrides,
+                    allocate_port=free_port,
+                    run_id=run_id,
+                    reports_dir=reports_dir,
                 )
                 control = RunControl()
                 current[:] = [control]
@@ -209,6 +226,7 @@ async def _run_all(
                     run_id=run_id,
                     seed=seed if seed is not None else new_seed(),
                     reports_dir=reports_dir,
+                    audit_url=os.environ.get(AUDIT_URL_ENV) or None,
                 )
                 with Progress(console, loaded.name) as progress:
                     result = await run_scenario(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
@@ -112,6 +112,84 @@ class LoadCheck(CheckBase):
     load: LoadCheckSpec
 
 
+class OrdersLostSpec(Strict):
+    """At most ``max`` orders lost: sent, and neither acknowledged nor received by the exchange."""
+
+    max: int = Field(0, ge=0)
+
+
+class OutageSpec(Strict):
+    """The longest outage ``service`` reported (of ``dependency``, or of any) lasted at most
+    ``max``, and none is still open. Names are as the services report themselves."""
+
+    service: Text
+    dependency: Text | None = None
+    max: Duration
+
+
+class OrdersReportedSpec(Strict):
+    """Every order ``service`` counted in its ``metric`` (read at the check) is in the audit
+    trail: the correlator holds at least as many orders sent."""
+
+    service: ServiceName
+    metric: Text = "orders_sent_total"
+
+
+AUDIT_CRITERIA = (
+    "faults_observed",
+    "orders_lost",
+    "outage",
+    "coordinator_events",
+    "orders_reported",
+    "events_min",
+)
+
+
+class AuditCheckSpec(Strict):
+    """What the audit correlator must say about this run (run id, run start .. now).
+
+    The check asks again until every criterion holds or ``settle`` has passed,
+    so late events and orders still in flight are given their time.
+    """
+
+    faults_observed: bool = False
+    orders_lost: OrdersLostSpec | None = None
+    outage: OutageSpec | None = None
+    coordinator_events: Literal["all"] | None = None
+    orders_reported: OrdersReportedSpec | None = None
+    events_min: int | None = Field(None, ge=1)
+    settle: Duration = 5.0
+    every: Duration = 0.25
+    in_flight: Duration = 2.0
+    slack: Duration = 5.0
+
+    @model_validator(mode="after")
+    def _some_criterion(self) -> AuditCheckSpec:
+        if not self.criteria:
+            raise ValueError(
+                "an audit check needs at least one of faults_observed: true, orders_lost, "
+                "outage, coordinator_events: all, orders_reported, events_min"
+            )
+        return self
+
+    @property
+    def criteria(self) -> tuple[str, ...]:
+        """The criteria asked for, in a fixed order."""
+        asked = {
+            "faults_observed": self.faults_observed,
+            "orders_lost": self.orders_lost is not None,
+            "outage": self.outage is not None,
+            "coordinator_events": self.coordinator_events is not None,
+            "orders_reported": self.orders_reported is not None,
+            "events_min": self.events_min is not None,
+        }
+        return tuple(name for name in AUDIT_CRITERIA if asked[name])
+
+
+class AuditCheck(CheckBase):
+    audit: AuditCheckSpec
+
+
 class ProbeCheck(CheckBase):
     """A probe once, at the end; its value compared with equals, min/max or regex."""
 
@@ -124,6 +202,7 @@ CHECK_TYPES: dict[str, type[CheckBase]] = {
     "log": LogCheck,
     "load": LoadCheck,
     "probe": ProbeCheck,
+    "audit": AuditCheck,
 }
 CHECK_KINDS = tuple(CHECK_TYPES)
 
@@ -150,7 +229,8 @@ Check = Annotated[
     | Annotated[MetricCheck, Tag("check:metric")]
     | Annotated[LogCheck, Tag("check:log")]
     | Annotated[LoadCheck, Tag("check:load")]
-    | Annotated[ProbeCheck, Tag("check:probe")],
+    | Annotated[ProbeCheck, Tag("check:probe")]
+    | Annotated[AuditCheck, Tag("check:audit")],
     Discriminator(
         _discriminate,
         custom_error_type="check_kind",
@@ -179,4 +259,6 @@ def describe_check_text(check: CheckBase) -> str:
         return f"load {check.load.generator or ''}".rstrip()
     if isinstance(check, ProbeCheck):
         return f"probe {check.probe.describe()}"
+    if isinstance(check, AuditCheck):
+        return "audit: " + ", ".join(check.audit.criteria)
     return check_kind(check)

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from test_coordinator.scenario.probes import ProbeSpec
-from test_coordinator.scenario.types import Duration, Strict, Text
+from test_coordinator.scenario.types import Duration, ServiceList, Strict, Text
 
 DEFAULT_START_TIMEOUT_S = 30.0
 DEFAULT_STOP_GRACE_S = 5.0
@@ -43,6 +43,8 @@ class Service(Strict):
     log: Text | None = None
     autostart: bool = True
     start_timeout: Duration = DEFAULT_START_TIMEOUT_S
+    depends_on: ServiceList | None = None
+    """Setup starts this service once these services are healthy (others start at once)."""
 
     @field_validator("docker", "kubernetes", mode="before")
     @classmethod

@@ -32,7 +32,8 @@ from test_coordinator.scenario.variables import (
 )
 
 SCENARIO_SUFFIXES = (".yaml", ".yml", ".json")
-BUILTIN_VARIABLES = ("python", "scenario_dir", "run_id")
+BUILTIN_VARIABLES = ("python", "scenario_dir", "run_id", "run_dir")
+DEFAULT_REPORTS_DIR = Path("reports")
 _PLACEHOLDER_PORTS = itertools.count(40000)
 
 
@@ -65,8 +66,12 @@ def load_scenario(
     environ: Mapping[str, str] | None = None,
     allocate_port: Callable[[], int] = placeholder_port,
     run_id: str = "validate",
+    reports_dir: Path = DEFAULT_REPORTS_DIR,
 ) -> LoadedScenario:
-    """Read and validate ``path``; raise ScenarioInvalid listing every problem."""
+    """Read and validate ``path``; raise ScenarioInvalid listing every problem.
+
+    ``${run_dir}`` is ``reports_dir/run_id`` as an absolute path.
+    """
     file = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -79,6 +84,7 @@ def load_scenario(
         "python": sys.executable,
         "scenario_dir": str(path.resolve().parent),
         "run_id": run_id,
+        "run_dir": str((reports_dir / run_id).absolute()),
     }
     return load_text(
         text,

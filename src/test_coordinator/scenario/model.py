@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from test_coordinator.scenario.audit import AuditSettings
 from test_coordinator.scenario.checks import Check
 from test_coordinator.scenario.inventory import Service
 from test_coordinator.scenario.probes import Condition
@@ -25,6 +26,7 @@ class Scenario(Strict):
     vars: dict[VarName, Scalar] = Field(default_factory=dict)
     ports: tuple[VarName, ...] = ()
     services: dict[ServiceName, Service] = Field(min_length=1)
+    audit: AuditSettings | None = None
     steady_state: tuple[Condition, ...] = ()
     steps: tuple[Step, ...] = Field(min_length=1)
     checks: tuple[Check, ...] = ()

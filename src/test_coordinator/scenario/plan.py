@@ -48,6 +48,18 @@ def render_plan(loaded: LoadedScenario, seed: int | None) -> str:
         lines.append(f"    health: {describe_probe(service.health)}")
         if service.metrics_url:
             lines.append(f"    metrics: {service.metrics_url}")
+        if service.depends_on:
+            lines.append(f"    starts after: {', '.join(service.depends_on)} (healthy)")
+
+    if model.audit is not None:
+        lines += [
+            "",
+            f"Audit correlator: {model.audit.url} (faults reported; run id as correlation id)",
+        ]
+        for name, observers in model.audit.affects.items():
+            lines.append(
+                f"  a fault on {name} must be observed by: {', '.join(observers) or 'nobody'}"
+            )
 
     started = [n for n, s in model.services.items() if s.process is not None and s.autostart]
     lines += ["", "Timeline:"]
@@ -65,6 +77,8 @@ def render_plan(loaded: LoadedScenario, seed: int | None) -> str:
             note = f"  [random from {', '.join(spec.services)}]"  # type: ignore[union-attr]
         if item.kind in FAULT_KINDS:
             note += "  [fault: undo registered first; recovery measured]"
+            if model.audit is not None:
+                note += "  [reported to the audit correlator]"
         lines.append(
             f"  {indent}{item.step_id:<6} {names[item.step_id]}"
             f"  (timeout {format_duration(item.timeout_s)}){note}"

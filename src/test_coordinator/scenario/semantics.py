@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from test_coordinator.scenario.checks import (
+    AuditCheck,
     LoadCheck,
     LogCheck,
     MetricCheck,
@@ -66,10 +67,12 @@ class _Checker:
 
     def run(self) -> None:
         self._services_use_no_captures()
+        self._start_order()
         for index, condition in enumerate(self.scenario.steady_state):
             self._condition(("steady_state", index), condition)
             self._no_captures(("steady_state", index), "steady state is checked before any step")
         self._steps()
+        self._audit()
         self._checks()
 
     def _service(self, path: Path, name: str, *, managed: bool = False) -> None:
@@ -92,6 +95,33 @@ class _Checker:
     def _condition(self, path: Path, condition: Condition) -> None:
         for name in condition.healthy or ():
             self._service((*path, "healthy"), name)
+
+    def _start_order(self) -> None:
+        started = {
+            name
+            for name, service in self.scenario.services.items()
+            if service.managed and service.autostart
+        }
+        for name, service in self.scenario.services.items():
+            path: Path = ("services", name, "depends_on")
+            for dependency in service.depends_on or ():
+                self._service(path, dependency)
+                if dependency == name:
+                    self.report(path, f"service '{name}' cannot depend on itself")
+                elif dependency in self.scenario.services and dependency not in started:
+                    self.report(
+                        path,
+                        f"'{dependency}' is not started by setup, so '{name}' would never start; "
+                        "allowed: services with process: and autostart: true",
+                    )
+        cycle = _dependency_cycle(
+            {n: tuple(s.depends_on or ()) for n, s in self.scenario.services.items()}
+        )
+        if cycle:
+            self.report(
+                ("services", cycle[0], "depends_on"),
+                "services depend on each other in a cycle: " + " -> ".join(cycle),
+            )
 
     def _services_use_no_captures(self) -> None:
         for name in self.scenario.services:
@@ -183,18 +213,40 @@ class _Checker:
             if isinstance(check, RecoveryTimeCheck):
                 self._recovery_check(path, check, faults)
             elif isinstance(check, MetricCheck) and check.metric.service is not None:
-                self._service((*path, "service"), check.metric.service)
-                service = self.scenario.services.get(check.metric.service)
-                if service is not None and service.metrics_url is None:
-                    self.report(
-                        (*path, "service"),
-                        f"service '{check.metric.service}' has no metrics_url; "
-                        "allowed: give it one, or give the check a url",
-                    )
+                self._metrics_service((*path, "service"), check.metric.service)
+            elif isinstance(check, AuditCheck):
+                self._audit_check(path, check)
             elif isinstance(check, LogCheck):
                 self._service((*path, "service"), check.log.service)
             elif isinstance(check, LoadCheck):
                 self._load_check(path, check, loads)
+
+    def _metrics_service(self, path: Path, name: str) -> None:
+        self._service(path, name)
+        service = self.scenario.services.get(name)
+        if service is not None and service.metrics_url is None:
+            self.report(
+                path,
+                f"service '{name}' has no metrics_url; allowed: give it one"
+                + (", or give the check a url" if path[-2] == "metric" else ""),
+            )
+
+    def _audit(self) -> None:
+        if self.scenario.audit is None:
+            return
+        for name in self.scenario.audit.affects:
+            self._service(("audit", "affects", name), name)
+
+    def _audit_check(self, path: Path, check: AuditCheck) -> None:
+        if self.scenario.audit is None:
+            self.report(
+                path,
+                "an audit check needs an audit correlator; allowed: add audit: {url: ...} "
+                "at the top level",
+            )
+        reported = check.audit.orders_reported
+        if reported is not None:
+            self._metrics_service((*path, "orders_reported", "service"), reported.service)
 
     def _recovery_check(
         self, path: Path, check: RecoveryTimeCheck, faults: dict[str, list[str | None]]
@@ -244,6 +296,29 @@ class _Checker:
                 f"no step is named '{spec.window.around}'{hint} allowed: "
                 + (", ".join(self.step_names) or "name the step first"),
             )
+
+
+def _dependency_cycle(graph: dict[str, tuple[str, ...]]) -> list[str]:
+    """A cycle in ``graph`` as the names along it (first repeated at the end), or []."""
+    done: set[str] = set()
+
+    def visit(name: str, trail: list[str]) -> list[str]:
+        if name in trail:
+            return [*trail[trail.index(name) :], name]
+        if name in done or name not in graph:
+            return []
+        for dependency in graph[name]:
+            found = visit(dependency, [*trail, name])
+            if found:
+                return found
+        done.add(name)
+        return []
+
+    for name in graph:
+        found = visit(name, [])
+        if found:
+            return found
+    return []
 
 
 def unknown_service_references(tree: SourceTree) -> list[ScenarioProblem]:

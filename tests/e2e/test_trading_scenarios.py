@@ -1,0 +1,139 @@
+"""The trading scenarios and ``demo`` end to end: the sample ecosystem as real processes,
+verified through the audit correlator, and nothing left running afterwards."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from e2e.cli_harness import REPO, Cli
+from test_coordinator.runtime import procfs
+
+pytestmark = pytest.mark.slow
+
+SCENARIOS = REPO / "scenarios"
+FLAGSHIP = SCENARIOS / "exchange-restart-during-trading.yaml"
+RUN_TIMEOUT_S = 90.0
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Live (not zombie) processes whose environment or command line contains ``text``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            blob = (entry / "environ").read_bytes() + (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if text.encode() in blob:
+            stat = procfs.read_stat(int(entry.name))
+            if stat is not None and not stat.is_zombie:
+                found.append(int(entry.name))
+    return found
+
+
+def journal(cli: Cli) -> dict[str, Any]:
+    [path] = list((cli.workdir / "reports").glob("*/journal.json"))
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def audit_values(data: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c["value"] for c in data["checks"] if c["kind"] == "audit" and c["value"]]
+
+
+def assert_nothing_left(cli: Cli) -> None:
+    leftovers = processes_mentioning(str(cli.workdir / "reports"))
+    assert [] == leftovers, f"processes left running: {leftovers}"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "trading-engine-kill",
+        "exchange-pause",
+        "audit-correlator-restart",
+    ],
+)
+def test_each_trading_scenario_passes(cli: Cli, name: str) -> None:
+    done = cli.run("run", str(SCENARIOS / f"{name}.yaml"), timeout_s=RUN_TIMEOUT_S)
+
+    assert 0 == done.returncode, done.stdout + done.stderr
+    assert f"PASSED {name}" in done.stdout
+    data = journal(cli)
+    assert all(c["status"] == "passed" for c in data["checks"])
+    summaries = [v["correlation"] for v in audit_values(data)]
+    assert summaries, "the audit checks carry the correlation"
+    assert all(s["correlation_id"] == data["run_id"] for s in summaries)
+    [reporter] = [e["data"] for e in data["events"] if e["kind"] == "audit.reporter"]
+    assert reporter["emitted"] == reporter["delivered"] > 0
+    assert 0 == reporter["dropped"] == reporter["pending"]
+    assert_nothing_left(cli)
+
+
+def test_flagship_passes_showing_the_outage_and_no_order_lost(cli: Cli) -> None:
+    done = cli.run("run", str(FLAGSHIP), timeout_s=RUN_TIMEOUT_S)
+
+    assert 0 == done.returncode, done.stdout + done.stderr
+    assert "PASSED exchange-restart-during-trading" in done.stdout
+    data = journal(cli)
+    assert all(c["status"] == "passed" for c in data["checks"])
+    [summary, *_] = [v["correlation"] for v in audit_values(data)]
+    [fault] = summary["faults"]
+    assert ("exchange-OKX", "restart", True) == (
+        fault["target"],
+        fault["fault"],
+        fault["observed_by_all"],
+    )
+    [outage] = [o for o in summary["outages"] if o["service"] == "trading-system-engine"]
+    assert 0 < outage["duration_ms"] < 5000
+    assert summary["orders"]["sent"] > 40
+    assert 0 == summary["orders"]["lost"]
+    assert_nothing_left(cli)
+
+
+def test_flagship_fails_when_the_engine_does_not_retry(cli: Cli) -> None:
+    done = cli.run("run", str(FLAGSHIP), "--var", "order_retry=false", timeout_s=RUN_TIMEOUT_S)
+
+    assert 1 == done.returncode, done.stdout + done.stderr
+    verdict = next(line for line in done.stdout.splitlines() if line.startswith("FAILED"))
+    assert "(no order lost) failed" in verdict
+    assert re.search(r"\d+ orders lost \(at most 0 allowed\)", journal(cli)["reason"])
+    assert_nothing_left(cli)
+
+
+def test_flagship_fails_when_the_correlator_drops_events(cli: Cli) -> None:
+    done = cli.run("run", str(FLAGSHIP), "--var", "drop_audit_events=true", timeout_s=RUN_TIMEOUT_S)
+
+    assert 1 == done.returncode, done.stdout + done.stderr
+    reason = journal(cli)["reason"]
+    assert "faults not observed: restart of exchange-OKX" in reason
+    assert "the audit correlator has no record of it" in reason
+    assert_nothing_left(cli)
+
+
+def test_demo_passes_prints_the_report_and_leaves_nothing_behind(cli: Cli) -> None:
+    done = cli.run("demo", "--reports-dir", "reports", timeout_s=RUN_TIMEOUT_S)
+
+    assert 0 == done.returncode, done.stdout + done.stderr
+    assert "demo: PASSED" in done.stdout
+    assert "PASSED exchange-restart-during-trading" in done.stdout
+    data = journal(cli)
+    assert "passed" == data["outcome"]
+    html = [line for line in done.stdout.splitlines() if line.startswith("demo: HTML report:")]
+    for line in html:
+        assert (cli.workdir / line.split(": ", 2)[2].strip()).is_file()
+    assert_nothing_left(cli)
+
+
+def test_demo_exit_code_follows_run(cli: Cli) -> None:
+    done = cli.run("demo", "--var", "order_retry=false", timeout_s=RUN_TIMEOUT_S)
+
+    assert 1 == done.returncode, done.stdout + done.stderr
+    assert "demo: FAILED" in done.stdout and "orders lost" in done.stdout
+    assert_nothing_left(cli)
