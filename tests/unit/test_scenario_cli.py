@@ -99,3 +99,29 @@ def test_schema_describes_steps_and_checks(runner: CliRunner) -> None:
         and not defs["RestartStep"]["additionalProperties"]
     )
     assert "pattern" in defs["WaitStep"]["properties"]["wait"]
+
+
+def test_report_renders_html_again_from_a_stored_journal(runner: CliRunner, tmp_path: Path) -> None:
+    run_dir = tmp_path / "20261123-000000-abcdef"
+    run_dir.mkdir()
+    (run_dir / "journal.json").write_text(
+        json.dumps({"scenario": "stored-run", "outcome": "passed", "steps": [], "checks": []})
+    )
+
+    result = runner.invoke(app, ["report", str(run_dir)])
+
+    assert 0 == result.exit_code, result.output
+    page = (run_dir / "report.html").read_text()
+    assert "stored-run" in page
+
+
+def test_report_on_a_broken_journal_names_it_and_exits_2(runner: CliRunner, tmp_path: Path) -> None:
+    broken = tmp_path / "journal.json"
+    broken.write_text("{not json")
+
+    result = runner.invoke(app, ["report", str(broken), str(tmp_path / "missing")])
+
+    assert 2 == result.exit_code
+    assert f"{broken}: cannot render a report" in result.output
+    assert f"{tmp_path / 'missing'}: cannot render a report: No such file" in result.output
+    assert "Traceback" not in result.output

@@ -124,6 +124,27 @@ def recover() -> None:
     raise typer.Exit(code)
 
 
+def report(
+    runs: Annotated[
+        list[Path],
+        typer.Argument(help="Run folders (reports/<run-id>) or their journal.json files."),
+    ],
+) -> None:
+    """Render report.html again from a stored journal."""
+    from test_coordinator.reporting.html import write_html_report
+
+    code = 0
+    for run_path in runs:
+        journal = run_path / "journal.json" if run_path.is_dir() else run_path
+        try:
+            typer.echo(str(write_html_report(journal)))
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            typer.echo(f"{journal}: cannot render a report: {reason}", err=True)
+            code = EXIT_USAGE
+    raise typer.Exit(code)
+
+
 @contextmanager
 def _no_traceback() -> Iterator[None]:
     """An unexpected error is one line and exit code 3 (the traceback goes to the log)."""
@@ -140,6 +161,6 @@ def _no_traceback() -> Iterator[None]:
 
 
 def register_scenario_commands(app: typer.Typer) -> None:
-    """Add validate, plan, run, demo, schema and recover to ``app``."""
-    for command in (validate, plan, run, demo, schema, recover):
+    """Add validate, plan, run, demo, report, schema and recover to ``app``."""
+    for command in (validate, plan, run, demo, report, schema, recover):
         app.command(command.__name__)(command)
