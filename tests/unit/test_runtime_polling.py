@@ -72,7 +72,7 @@ async def test_deadline_exceeded_carries_the_last_result() -> None:
 
     assert caught.value.last == ProbeResult(False, 0, "attempt 0", 0.0)
     assert caught.value.attempts == len(completions) >= 5
-    assert 0.08 <= elapsed < 0.3
+    assert 0.08 <= elapsed < 1.0
 
 
 async def test_a_hanging_check_is_cancelled_at_the_deadline() -> None:

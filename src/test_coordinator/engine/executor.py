@@ -60,6 +60,8 @@ from test_coordinator.scenario.timeline import choose_targets, plan_steps, step_
 log = logging.getLogger(__name__)
 
 STEADY_STATE_TIMEOUT_S = 30.0
+# After the last step, how long a fault whose service runs again may take to be seen healthy.
+RECOVERY_SETTLE_S = 2.0
 
 
 async def run_scenario(
@@ -265,6 +267,7 @@ class _Run:
         try:
             await ctx.background.run_beside(run_steps(ctx, self.model.steps))
             ctx.current_step = "the end of the steps"
+            await ctx.recoveries.settle(RECOVERY_SETTLE_S)
         except StepFailed as exc:
             self._end(Outcome.FAILED, str(exc))
         except InfrastructureError as exc:

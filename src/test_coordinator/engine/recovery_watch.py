@@ -165,6 +165,22 @@ class RecoveryTracker:
             watch.task.cancel()
         watch.recovery = replace(watch.recovery, detail=detail)
 
+    async def settle(self, timeout_s: float) -> None:
+        """Give watches whose service already runs again up to ``timeout_s`` to see it healthy.
+
+        A fault undone by the last step (a resume, a start) is otherwise judged
+        before its watcher's next probe: the run would end before recovery
+        could be observed. Watches of a service still stopped or paused are not
+        waited for.
+        """
+        pending = [
+            w.task
+            for w in self._watches
+            if w.open and w.task is not None and not w.task.done() and self._gate(w) is None
+        ]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout_s)
+
     async def close(self) -> None:
         """Stop the watchers still waiting; their faults stay unrecovered."""
         tasks = [w.task for w in self._watches if w.task is not None and not w.task.done()]
