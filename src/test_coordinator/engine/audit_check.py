@@ -245,15 +245,7 @@ def correlation_summary(c: Correlation, run_started_epoch_ms: int) -> dict[str, 
         "event_count": c.event_count,
         "faults": [fault(f) for f in c.faults],
         "outages": [outage(o) for o in c.outages],
-        "orders": {
-            "sent": orders.sent,
-            "acknowledged": orders.acknowledged,
-            "received": orders.received,
-            "failed": orders.failed,
-            "in_flight": orders.in_flight,
-            "lost": orders.lost,
-            "lost_order_ids": list(orders.lost_order_ids),
-        },
+        "orders": orders.as_json(),
         "service_starts": [
             {"service": s.service, "at_ms_epoch": s.at_ms, "at_run_ms": run_ms(s.at_ms)}
             for s in c.service_starts

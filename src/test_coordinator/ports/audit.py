@@ -179,6 +179,18 @@ class OrderAccounting:
     lost: int = 0
     lost_order_ids: tuple[str, ...] = ()
 
+    def as_json(self) -> dict[str, Any]:
+        """The same fields as plain JSON values."""
+        return {
+            "sent": self.sent,
+            "acknowledged": self.acknowledged,
+            "received": self.received,
+            "failed": self.failed,
+            "in_flight": self.in_flight,
+            "lost": self.lost,
+            "lost_order_ids": list(self.lost_order_ids),
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Correlation:

@@ -148,15 +148,7 @@ def correlation_to_json(correlation: Correlation) -> dict[str, Any]:
             {"service": s.service, "at_ms": s.at_ms, "data": dict(s.data)}
             for s in correlation.service_starts
         ],
-        "orders": {
-            "sent": orders.sent,
-            "acknowledged": orders.acknowledged,
-            "received": orders.received,
-            "failed": orders.failed,
-            "in_flight": orders.in_flight,
-            "lost": orders.lost,
-            "lost_order_ids": list(orders.lost_order_ids),
-        },
+        "orders": orders.as_json(),
     }
 
 
