@@ -115,3 +115,23 @@ async def test_checks_are_skipped_when_a_step_failed(tmp_path: Path) -> None:
     [check] = checks
     assert Status.SKIPPED == check.status
     assert check.detail.startswith("not judged: step 1")
+
+
+async def test_a_load_with_a_duration_is_recorded_stopped_once(tmp_path: Path) -> None:
+    """Its own end and the run's cleanup both stop it; the journal says so once."""
+    h = harness()
+    loaded = scenario(
+        """
+        steps:
+          - name: burst
+            background: {load: {url: "fake://api/", rate: 100, duration: 10ms}}
+          - wait: 50ms
+        """,
+        services=METRICS_SERVICES,
+    )
+
+    result = await run_scenario(loaded, h.deps, RunOptions("r", 1, tmp_path))
+
+    stopped = [e for e in result.events if e.kind == "load.stopped"]
+    assert 1 == len(stopped)
+    assert h.loads[0].stopped

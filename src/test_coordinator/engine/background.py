@@ -25,6 +25,7 @@ class BackgroundTasks:
         self._journal = journal
         self._tasks: list[tuple[str, asyncio.Task[None]]] = []
         self._loads: list[tuple[str, LoadRunner]] = []
+        self._stopped_loads: set[str] = set()
         self._failed = asyncio.Event()
         self.failure: BaseException | None = None
 
@@ -35,6 +36,15 @@ class BackgroundTasks:
 
     def add_load(self, step_id: str, runner: LoadRunner) -> None:
         self._loads.append((step_id, runner))
+
+    async def stop_load(self, step_id: str, runner: LoadRunner) -> None:
+        """Stop one load and record it, once (an interrupted stop is tried again)."""
+        if step_id in self._stopped_loads:
+            return
+        await runner.stop()
+        if step_id not in self._stopped_loads:
+            self._stopped_loads.add(step_id)
+            self._journal.record("load.stopped", step=step_id)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():
@@ -72,7 +82,6 @@ class BackgroundTasks:
         for step_id, runner in self._loads:
             try:
                 async with asyncio.timeout(STOP_WAIT_S):
-                    await runner.stop()
+                    await self.stop_load(step_id, runner)
             except Exception as exc:
                 log.warning("load of step %s did not stop cleanly: %s", step_id, exc)
-            self._journal.record("load.stopped", step=step_id)

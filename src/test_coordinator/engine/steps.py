@@ -214,8 +214,7 @@ async def _background_hold(ctx: RunContext, condition: BackgroundAlways, step_id
 
 async def _stop_after(ctx: RunContext, runner: Any, duration_s: float, step_id: str) -> None:
     await asyncio.sleep(duration_s)
-    await runner.stop()
-    ctx.journal.record("load.stopped", step=step_id)
+    await ctx.background.stop_load(step_id, runner)
 
 
 async def _parallel(
