@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from test_coordinator.scenario.probes import Condition
-from test_coordinator.scenario.types import Duration, ServiceName, Strict, Text
+from test_coordinator.scenario.types import (
+    Duration,
+    ServiceName,
+    Strict,
+    Text,
+    checked_regex,
+    key_discriminator,
+    kind_of,
+)
 
 
 class CheckBase(Strict):
@@ -61,12 +68,7 @@ class LogSpec(Strict):
     @field_validator("present", "absent")
     @classmethod
     def _valid_regex(cls, value: str | None) -> str | None:
-        if value is not None and "${" not in value:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression: {exc}") from None
-        return value
+        return checked_regex(value)
 
     @model_validator(mode="after")
     def _one_pattern(self) -> LogSpec:
@@ -208,20 +210,7 @@ CHECK_KINDS = tuple(CHECK_TYPES)
 
 
 def check_kind(check: CheckBase) -> str:
-    for kind, check_type in CHECK_TYPES.items():
-        if type(check) is check_type:
-            return kind
-    raise TypeError(f"not a check: {check!r}")
-
-
-def _discriminate(value: Any) -> str | None:
-    if isinstance(value, CheckBase):
-        return f"check:{check_kind(value)}"
-    if isinstance(value, dict):
-        kinds = [key for key in value if key in CHECK_TYPES]
-        if len(kinds) == 1:
-            return f"check:{kinds[0]}"
-    return None
+    return kind_of(check, CHECK_TYPES)
 
 
 Check = Annotated[
@@ -232,7 +221,7 @@ Check = Annotated[
     | Annotated[ProbeCheck, Tag("check:probe")]
     | Annotated[AuditCheck, Tag("check:audit")],
     Discriminator(
-        _discriminate,
+        key_discriminator("check", CheckBase, CHECK_TYPES),
         custom_error_type="check_kind",
         custom_error_message="a check needs exactly one kind key",
     ),

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from pydantic import Field, JsonValue, field_validator, model_validator
 
-from test_coordinator.scenario.types import Duration, ServiceList, Strict, Text
+from test_coordinator.scenario.types import Duration, ServiceList, Strict, Text, checked_regex
 
 PROBE_KINDS = ("http", "tcp", "grpc", "command")
 DEFAULT_PROBE_TIMEOUT_S = 1.0
@@ -87,12 +86,7 @@ class Condition(Strict):
     @field_validator("regex")
     @classmethod
     def _valid_regex(cls, value: str | None) -> str | None:
-        if value is not None and "${" not in value:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression: {exc}") from None
-        return value
+        return checked_regex(value)
 
     @model_validator(mode="after")
     def _exactly_one_subject(self) -> Condition:

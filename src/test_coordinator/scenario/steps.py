@@ -7,12 +7,21 @@ the default for its kind (:func:`default_timeout`).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import Discriminator, Field, Tag, model_validator
 
 from test_coordinator.scenario.probes import Condition
-from test_coordinator.scenario.types import Duration, SignalName, Strict, Targets, Text, VarName
+from test_coordinator.scenario.types import (
+    Duration,
+    SignalName,
+    Strict,
+    Targets,
+    Text,
+    VarName,
+    key_discriminator,
+    kind_of,
+)
 
 DEFAULT_EXPECT_WITHIN_S = 10.0
 DEFAULT_ALWAYS_EVERY_S = 0.1
@@ -174,20 +183,7 @@ TARGETED_KINDS = ("start", "stop", "restart", "kill", "pause", "resume")
 
 
 def step_kind(step: StepBase) -> str:
-    for kind, step_type in STEP_TYPES.items():
-        if type(step) is step_type:
-            return kind
-    raise TypeError(f"not a step: {step!r}")
-
-
-def _discriminate(value: Any) -> str | None:
-    if isinstance(value, StepBase):
-        return f"step:{step_kind(value)}"
-    if isinstance(value, dict):
-        kinds = [key for key in value if key in STEP_TYPES]
-        if len(kinds) == 1:
-            return f"step:{kinds[0]}"
-    return None
+    return kind_of(step, STEP_TYPES)
 
 
 Step = Annotated[
@@ -204,7 +200,7 @@ Step = Annotated[
     | Annotated[BackgroundStep, Tag("step:background")]
     | Annotated[ParallelStep, Tag("step:parallel")],
     Discriminator(
-        _discriminate,
+        key_discriminator("step", StepBase, STEP_TYPES),
         custom_error_type="step_kind",
         custom_error_message="a step needs exactly one action key",
     ),

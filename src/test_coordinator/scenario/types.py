@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import signal
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, ClassVar
 
 from pydantic import (
@@ -169,3 +170,38 @@ ServiceList = Annotated[
     WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
 ]
 """One service name or a list of them."""
+
+
+def checked_regex(value: str | None) -> str | None:
+    """``value`` if it compiles as a regular expression (or still holds a ``${var}``)."""
+    if value is not None and "${" not in value:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+    return value
+
+
+def kind_of(value: object, types: Mapping[str, type]) -> str:
+    """The key under which ``value``'s exact type is registered in ``types``."""
+    for kind, kind_type in types.items():
+        if type(value) is kind_type:
+            return kind
+    raise TypeError(f"not one of {', '.join(types)}: {value!r}")
+
+
+def key_discriminator(
+    prefix: str, base: type, types: Mapping[str, type]
+) -> Callable[[Any], str | None]:
+    """A pydantic discriminator for a union told apart by which one kind key a mapping has."""
+
+    def discriminate(value: Any) -> str | None:
+        if isinstance(value, base):
+            return f"{prefix}:{kind_of(value, types)}"
+        if isinstance(value, dict):
+            kinds = [key for key in value if key in types]
+            if len(kinds) == 1:
+                return f"{prefix}:{kinds[0]}"
+        return None
+
+    return discriminate
