@@ -31,7 +31,7 @@ from test_coordinator.runtime.load import percentile
 from test_coordinator.runtime.polling import DEFAULT_POLL_INTERVAL_S, wait_until
 from test_coordinator.runtime.ports_alloc import free_port
 from test_coordinator.runtime.probes import HttpProbe
-from test_coordinator.runtime.processes import LocalProcessBackend, ProcessSpec
+from test_coordinator.targets.process.supervisor import ProcessSpec, ProcessSupervisor
 
 TINY_SERVER = Path(__file__).resolve().parents[1] / "scenarios" / "examples" / "tiny_server.py"
 
@@ -59,7 +59,7 @@ async def unhealthy_until_trials(
 
 
 async def pause_trials(
-    backend: LocalProcessBackend, probe: HttpProbe, interval_s: float, trials: int
+    backend: ProcessSupervisor, probe: HttpProbe, interval_s: float, trials: int
 ) -> tuple[list[float], list[float]]:
     completed, started = [], []
     for _ in range(trials):
@@ -85,7 +85,7 @@ async def pause_trials(
 async def main(trials: int, intervals_ms: list[float], pause_trial_count: int) -> None:
     port = free_port()
     with tempfile.TemporaryDirectory() as logs:
-        backend = LocalProcessBackend(Path(logs))
+        backend = ProcessSupervisor(Path(logs))
         command = (sys.executable, str(TINY_SERVER), "--port", str(port), "--name", "tiny")
         try:
             await backend.start(ProcessSpec("tiny", command))

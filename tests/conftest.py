@@ -45,3 +45,38 @@ def postgres_url() -> str:
 def redis_url() -> str:
     url = os.environ.get("REDIS_TEST_URL") or DEFAULT_REDIS_TEST_URL
     return require_server("Redis (REDIS_TEST_URL)", url, 6379)
+
+
+def docker_host_candidates() -> list[str]:
+    """DOCKER_HOST if set; else the sockets of a local Docker or Podman engine."""
+    if os.environ.get("DOCKER_HOST"):
+        return [os.environ["DOCKER_HOST"]]
+    return [
+        "unix:///run/podman/podman.sock",
+        "unix:///var/run/docker.sock",
+    ]
+
+
+@pytest.fixture(scope="session")
+def docker_host() -> str:
+    """A Docker Engine API that answers (``scripts/docker-engine.sh`` starts one); the
+    environment's DOCKER_HOST is set to it for the session. Skips locally, fails in CI."""
+    import docker
+
+    problems = []
+    for url in docker_host_candidates():
+        try:
+            client = docker.DockerClient(base_url=url, timeout=5)
+            try:
+                client.ping()
+            finally:
+                client.close()
+        except Exception as exc:
+            problems.append(f"{url}: {exc}")
+            continue
+        os.environ["DOCKER_HOST"] = url
+        return url
+    message = "no Docker engine answers (" + "; ".join(problems) + ")"
+    if running_in_ci():
+        pytest.fail(f"{message}; CI=true forbids skipping", pytrace=False)
+    pytest.skip(message)

@@ -6,7 +6,7 @@ import os
 import signal
 from pathlib import Path
 
-from test_coordinator.runtime import procfs
+from test_coordinator.targets.process import procfs
 
 
 def pids_with_arg(marker: str) -> list[int]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import junitparser
@@ -18,7 +20,7 @@ import pytest
 from e2e.cli_harness import EXAMPLES, Cli
 from e2e.procs import kill_group, pids_with_arg, state
 from support.service_process import start_service
-from test_coordinator.runtime import procfs
+from test_coordinator.targets.process import procfs
 
 pytestmark = pytest.mark.slow
 
@@ -96,14 +98,31 @@ def test_always_breaks_mid_run_and_undo_runs(cli: Cli, example: Callable[[str], 
         < 2000
     )
     assert "skipped" == steps["resume prices"]["status"]
-    assert [("resume", "done")] == [(u["action"], u["status"]) for u in journal["undos"]]
+    assert [("resume", "done"), ("remove", "done"), ("remove", "done")] == [
+        (u["action"], u["status"]) for u in journal["undos"]
+    ]
     assert violated < kinds.index("undo.finished")
     assert all(not procfs.is_alive(pid) for pid in started_pids(journal))
 
 
+def _guards_of(cli: Cli) -> list[int]:
+    """The guard processes started by runs in this test's working directory."""
+    found = []
+    for pid in pids_with_arg("test_coordinator.guard"):
+        try:
+            if Path(os.readlink(f"/proc/{pid}/cwd")) == cli.workdir:
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
 @contextmanager
-def _coordinator_killed_while_paused(cli: Cli, example: Callable[[str], str]) -> Iterator[int]:
-    """SIGKILL a coordinator while it holds a service paused; yield the paused pid."""
+def _coordinator_killed_while_paused(
+    cli: Cli, example: Callable[[str], str], *, guard_too: bool
+) -> Iterator[int]:
+    """SIGKILL a coordinator while it holds a service paused (first its guard, if
+    ``guard_too``); yield the paused pid."""
     tag = f"paused-{uuid.uuid4().hex[:8]}"
     coordinator = cli.popen(
         "run",
@@ -124,9 +143,12 @@ def _coordinator_killed_while_paused(cli: Cli, example: Callable[[str], str]) ->
 
         wait_for(paused, "the service to be paused")
         [service_pid] = pids_with_arg(tag)
+        if guard_too:
+            [guard] = _guards_of(cli)
+            os.kill(guard, signal.SIGKILL)
+            wait_for(lambda: not _guards_of(cli), "the guard to be gone")
         coordinator.send_signal(signal.SIGKILL)
         coordinator.wait(timeout=10)
-        assert "T" == state(service_pid)
         yield service_pid
     finally:
         if coordinator.poll() is None:
@@ -138,17 +160,42 @@ def _coordinator_killed_while_paused(cli: Cli, example: Callable[[str], str]) ->
             kill_group(pid)
 
 
-def test_sigkill_while_paused_then_recover(cli: Cli, example: Callable[[str], str]) -> None:
-    """A coordinator killed mid-pause leaves a stopped process; recover resumes it."""
-    with _coordinator_killed_while_paused(cli, example) as service_pid:
+def test_sigkill_the_guard_undoes_the_run_within_seconds(
+    cli: Cli, example: Callable[[str], str]
+) -> None:
+    """Nobody runs recover: the run's guard removes the paused service (which the run
+    started), marks the run aborted and writes its reports; recover then finds nothing."""
+    with _coordinator_killed_while_paused(cli, example, guard_too=False) as service_pid:
+        killed = time.monotonic()
+        wait_for(lambda: not procfs.is_alive(service_pid), "the guard to remove it", 10.0)
+        restored_s = time.monotonic() - killed
+        wait_for(lambda: _statuses(cli) == ["aborted"], "the run to be marked aborted", 10.0)
+        [run] = asyncio.run(_runs(cli))
+        report = cli.workdir / "reports" / run.run_id / "report.html"
+        wait_for(report.exists, "the aborted run's report", 10.0)
+        journal = json.loads((report.parent / "journal.json").read_text())
+        assert "aborted" == journal["outcome"]
+        assert {"resume", "remove"} <= {u["action"] for u in journal["undos"]}
+        assert all("done" == u["status"] for u in journal["undos"]), journal["undos"]
+        assert "the coordinator died during this step" in json.dumps(journal["steps"])
+        done = cli.run("recover")
+        assert 0 == done.returncode and "nothing to undo" in done.stdout, done.stdout
+        assert restored_s < 10.0
+
+
+def test_sigkill_with_the_guard_gone_then_recover(cli: Cli, example: Callable[[str], str]) -> None:
+    """Guard and coordinator both killed: the service stays stopped until recover, which
+    resumes and removes it, verified, and reports the aborted run."""
+    with _coordinator_killed_while_paused(cli, example, guard_too=True) as service_pid:
+        assert "T" == state(service_pid)
         done = cli.run("recover")
 
         assert 0 == done.returncode, done.stdout + done.stderr
-        assert f"process {service_pid} resumed" in done.stdout
-        assert "marked aborted" in done.stdout
-        assert state(service_pid) not in (None, "T", "t")
-        runs = asyncio.run(_runs(cli))
-        assert ["aborted"] == [run.status.value for run in runs]
+        assert "resume" in done.stdout and "nothing of it is stopped [done]" in done.stdout
+        assert f"stopped (pid {service_pid}) [done]" in done.stdout
+        assert "marked aborted; reports written" in done.stdout
+        assert not procfs.is_alive(service_pid)
+        assert ["aborted"] == _statuses(cli)
         again = cli.run("recover")
         assert "nothing to undo" in again.stdout
 
@@ -156,16 +203,19 @@ def test_sigkill_while_paused_then_recover(cli: Cli, example: Callable[[str], st
 def test_serve_undoes_what_a_killed_coordinator_left(
     cli: Cli, example: Callable[[str], str]
 ) -> None:
-    """The next start of the service resumes the paused process before it is ready."""
-    with _coordinator_killed_while_paused(cli, example) as service_pid:
+    """The next start of the service undoes the run before it is ready."""
+    with _coordinator_killed_while_paused(cli, example, guard_too=True) as service_pid:
         service = start_service(cli.workdir, {"LOG_LEVEL": "INFO"})
         try:
-            assert state(service_pid) not in (None, "T", "t")
-            runs = asyncio.run(_runs(cli))
-            assert ["aborted"] == [run.status.value for run in runs]
+            assert not procfs.is_alive(service_pid)
+            assert ["aborted"] == _statuses(cli)
         finally:
             service.stop()
         assert "undid what a killed coordinator left behind" in service.log()
+
+
+def _statuses(cli: Cli) -> list[str]:
+    return [run.status.value for run in asyncio.run(_runs(cli))]
 
 
 async def _runs(cli: Cli) -> list[Any]:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from e2e.cli_harness import REPO, Cli
-from test_coordinator.runtime import procfs
+from test_coordinator.targets.process import procfs
 
 pytestmark = pytest.mark.slow
 

@@ -10,16 +10,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from test_coordinator.runtime import procfs
 from test_coordinator.runtime.http_client import new_http_client
 from test_coordinator.runtime.polling import wait_until
 from test_coordinator.runtime.ports_alloc import free_port
 from test_coordinator.runtime.probes import HttpProbe, ProbeResult
-from test_coordinator.runtime.processes import (
+from test_coordinator.targets.process import procfs
+from test_coordinator.targets.process.supervisor import (
     BackendError,
-    LocalProcessBackend,
     ProcessSpec,
     ProcessState,
+    ProcessSupervisor,
 )
 
 pytestmark = pytest.mark.slow
@@ -54,8 +54,8 @@ def gone(pids: list[int]) -> bool:
 
 
 @pytest.fixture
-async def backend(tmp_path: Path) -> AsyncIterator[LocalProcessBackend]:
-    runtime = LocalProcessBackend(tmp_path / "logs")
+async def backend(tmp_path: Path) -> AsyncIterator[ProcessSupervisor]:
+    runtime = ProcessSupervisor(tmp_path / "logs")
     try:
         yield runtime
     finally:
@@ -78,7 +78,7 @@ def health(port: int, client: httpx.AsyncClient, timeout_s: float = 1.0) -> Http
 
 
 async def test_started_service_runs_in_its_own_group_and_becomes_healthy(
-    backend: LocalProcessBackend, client: httpx.AsyncClient
+    backend: ProcessSupervisor, client: httpx.AsyncClient
 ) -> None:
     port = free_port()
     pid = await backend.start(tiny("orders", port))
@@ -98,7 +98,7 @@ async def test_started_service_runs_in_its_own_group_and_becomes_healthy(
 
 
 async def test_pause_makes_probes_time_out_and_resume_recovers(
-    backend: LocalProcessBackend, client: httpx.AsyncClient
+    backend: ProcessSupervisor, client: httpx.AsyncClient
 ) -> None:
     port = free_port()
     pid = await backend.start(tiny("orders", port))
@@ -121,7 +121,7 @@ async def test_pause_makes_probes_time_out_and_resume_recovers(
 
 
 async def test_stop_ends_the_whole_group_including_grandchildren(
-    backend: LocalProcessBackend, client: httpx.AsyncClient
+    backend: ProcessSupervisor, client: httpx.AsyncClient
 ) -> None:
     """A shell that forked a long sleep before exec'ing the server: both are stopped."""
     port = free_port()
@@ -140,7 +140,7 @@ async def test_stop_ends_the_whole_group_including_grandchildren(
 
 
 async def test_stop_kills_what_ignores_sigterm_after_the_grace(
-    backend: LocalProcessBackend,
+    backend: ProcessSupervisor,
 ) -> None:
     spec = ProcessSpec("stubborn", ("sh", "-c", "trap '' TERM; sleep 300 & wait"), stop_grace_s=0.3)
     pid = await backend.start(spec)
@@ -157,7 +157,7 @@ async def test_stop_kills_what_ignores_sigterm_after_the_grace(
 
 
 async def test_stop_of_a_paused_service_lets_it_handle_sigterm(
-    backend: LocalProcessBackend, client: httpx.AsyncClient
+    backend: ProcessSupervisor, client: httpx.AsyncClient
 ) -> None:
     """SIGCONT goes with SIGTERM: the paused server exits cleanly within its grace."""
     port = free_port()
@@ -172,7 +172,7 @@ async def test_stop_of_a_paused_service_lets_it_handle_sigterm(
     assert out_log.read_text().endswith("tiny-server orders stopping\n")
 
 
-async def test_stop_and_close_are_idempotent(backend: LocalProcessBackend) -> None:
+async def test_stop_and_close_are_idempotent(backend: ProcessSupervisor) -> None:
     await backend.stop("never-started")
     pid = await backend.start(ProcessSpec("sleeper", ("sleep", "300")))
 
@@ -187,7 +187,7 @@ async def test_stop_and_close_are_idempotent(backend: LocalProcessBackend) -> No
 
 
 async def test_close_leaves_no_process_behind(
-    backend: LocalProcessBackend, client: httpx.AsyncClient
+    backend: ProcessSupervisor, client: httpx.AsyncClient
 ) -> None:
     """Running, paused, wrapped and orphaned processes: close() ends them all."""
     port = free_port()
@@ -217,7 +217,7 @@ async def test_close_leaves_no_process_behind(
 
 async def test_kill_with_sigkill_leaves_it_exited(tmp_path: Path) -> None:
     exits: list[tuple[str, int]] = []
-    backend = LocalProcessBackend(tmp_path, on_exit=lambda name, code: exits.append((name, code)))
+    backend = ProcessSupervisor(tmp_path, on_exit=lambda name, code: exits.append((name, code)))
     try:
         pid = await backend.start(ProcessSpec("victim", ("sleep", "300")))
 
@@ -233,7 +233,7 @@ async def test_kill_with_sigkill_leaves_it_exited(tmp_path: Path) -> None:
 
 
 async def test_kill_with_sigterm_returns_at_once_and_the_exit_follows(
-    backend: LocalProcessBackend, client: httpx.AsyncClient
+    backend: ProcessSupervisor, client: httpx.AsyncClient
 ) -> None:
     port = free_port()
     await backend.start(tiny("orders", port))
@@ -250,7 +250,7 @@ async def test_kill_with_sigterm_returns_at_once_and_the_exit_follows(
 async def test_a_crash_is_reported_and_told_apart(tmp_path: Path) -> None:
     """on_exit hears of a process that exits by itself; exit_requested says nobody asked."""
     exits: list[tuple[str, int]] = []
-    backend = LocalProcessBackend(tmp_path, on_exit=lambda name, code: exits.append((name, code)))
+    backend = ProcessSupervisor(tmp_path, on_exit=lambda name, code: exits.append((name, code)))
     try:
         spec = ProcessSpec("later", ("sh", "-c", "echo old >&2; sleep 0.2; echo gone >&2; exit 9"))
         await backend.start(spec)
@@ -268,7 +268,7 @@ async def test_a_crash_is_reported_and_told_apart(tmp_path: Path) -> None:
 
 async def test_an_immediate_exit_fails_start_with_its_stderr(tmp_path: Path) -> None:
     """Within exit_check_s of starting, an exit is start()'s error, stderr quoted."""
-    backend = LocalProcessBackend(tmp_path, exit_check_s=1.0)
+    backend = ProcessSupervisor(tmp_path, exit_check_s=1.0)
     try:
         with pytest.raises(
             BackendError, match="failing: exited with status 3 right after start; stderr: bad flag"
@@ -280,7 +280,7 @@ async def test_an_immediate_exit_fails_start_with_its_stderr(tmp_path: Path) -> 
 
 
 async def test_restart_starts_the_same_spec_again(
-    backend: LocalProcessBackend, client: httpx.AsyncClient
+    backend: ProcessSupervisor, client: httpx.AsyncClient
 ) -> None:
     port = free_port()
     first = await backend.start(tiny("orders", port))
@@ -298,7 +298,7 @@ async def test_restart_starts_the_same_spec_again(
 
 
 async def test_environment_and_working_directory(
-    backend: LocalProcessBackend, tmp_path: Path
+    backend: ProcessSupervisor, tmp_path: Path
 ) -> None:
     workdir = tmp_path / "work"
     workdir.mkdir()
@@ -317,7 +317,7 @@ async def test_environment_and_working_directory(
     assert err_log.read_text() == "oops\n"
 
 
-async def test_start_errors_name_the_service(backend: LocalProcessBackend, tmp_path: Path) -> None:
+async def test_start_errors_name_the_service(backend: ProcessSupervisor, tmp_path: Path) -> None:
     with pytest.raises(
         BackendError, match=r"ghost: cannot start '/no/such/binary': .*No such file"
     ):

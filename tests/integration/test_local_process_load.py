@@ -13,7 +13,7 @@ from test_coordinator.runtime.load import LoadGenerator, LoadSample
 from test_coordinator.runtime.polling import wait_until
 from test_coordinator.runtime.ports_alloc import free_port
 from test_coordinator.runtime.probes import HttpProbe, ProbeResult
-from test_coordinator.runtime.processes import LocalProcessBackend, ProcessSpec
+from test_coordinator.targets.process.supervisor import ProcessSpec, ProcessSupervisor
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +24,7 @@ RATE = 200.0
 class Service:
     """One tiny_server under a backend, with a health probe."""
 
-    def __init__(self, backend: LocalProcessBackend, client: httpx.AsyncClient) -> None:
+    def __init__(self, backend: ProcessSupervisor, client: httpx.AsyncClient) -> None:
         self.backend = backend
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
@@ -46,7 +46,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def service(tmp_path: Path, client: httpx.AsyncClient) -> AsyncIterator[Service]:
-    backend = LocalProcessBackend(tmp_path)
+    backend = ProcessSupervisor(tmp_path)
     try:
         running = Service(backend, client)
         await running.start_healthy()

@@ -13,7 +13,7 @@ from test_coordinator.runtime.metrics_scrape import scrape_metric
 from test_coordinator.runtime.polling import wait_until
 from test_coordinator.runtime.ports_alloc import free_port
 from test_coordinator.runtime.probes import HttpProbe
-from test_coordinator.runtime.processes import LocalProcessBackend, ProcessSpec
+from test_coordinator.targets.process.supervisor import ProcessSpec, ProcessSupervisor
 
 pytestmark = pytest.mark.slow
 
@@ -27,15 +27,15 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def backend(tmp_path: Path) -> AsyncIterator[LocalProcessBackend]:
-    runtime = LocalProcessBackend(tmp_path)
+async def backend(tmp_path: Path) -> AsyncIterator[ProcessSupervisor]:
+    runtime = ProcessSupervisor(tmp_path)
     try:
         yield runtime
     finally:
         await runtime.close(grace_s=1.0)
 
 
-async def start(backend: LocalProcessBackend, *args: str) -> str:
+async def start(backend: ProcessSupervisor, *args: str) -> str:
     port = free_port()
     command = (sys.executable, str(TINY_SERVER), "--port", str(port), "--name", "tiny", *args)
     await backend.start(ProcessSpec("tiny", command))
@@ -43,7 +43,7 @@ async def start(backend: LocalProcessBackend, *args: str) -> str:
 
 
 async def test_unhealthy_for_the_window_after_start(
-    backend: LocalProcessBackend, client: httpx.AsyncClient
+    backend: ProcessSupervisor, client: httpx.AsyncClient
 ) -> None:
     started = time.monotonic()
     base = await start(backend, "--unhealthy-for-ms", "400")
@@ -58,7 +58,7 @@ async def test_unhealthy_for_the_window_after_start(
 
 
 async def test_admin_switch_makes_it_unhealthy_until_a_moment(
-    backend: LocalProcessBackend, client: httpx.AsyncClient
+    backend: ProcessSupervisor, client: httpx.AsyncClient
 ) -> None:
     """Healthy again at T on the shared monotonic clock, observed within 20 ms."""
     base = await start(backend)
@@ -77,7 +77,7 @@ async def test_admin_switch_makes_it_unhealthy_until_a_moment(
 
 
 async def test_metrics_count_requests_by_path(
-    backend: LocalProcessBackend, client: httpx.AsyncClient
+    backend: ProcessSupervisor, client: httpx.AsyncClient
 ) -> None:
     base = await start(backend)
     await wait_until(HttpProbe(f"{base}/", client=client).check, deadline_s=5.0, interval_s=0.005)

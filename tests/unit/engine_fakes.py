@@ -1,4 +1,4 @@
-"""In-memory doubles for the engine's ports: a store, a process backend, probes, load.
+"""In-memory doubles for the engine's ports: a store, a target backend, probes, load.
 
 A fake service is healthy when its process is ``running`` and it is not marked
 sick; probes of other URLs answer from ``FakeWorld.values``.
@@ -22,9 +22,10 @@ from test_coordinator.ports.storage import (
 )
 from test_coordinator.runtime.load import LoadSummary
 from test_coordinator.runtime.probes import ProbeResult
-from test_coordinator.runtime.processes import BackendError, ProcessSpec
 from test_coordinator.scenario.probes import ProbeSpec
 from test_coordinator.scenario.steps import LoadSpec
+from test_coordinator.targets.port import RunScope, TargetError, TargetSpec, TargetState
+from test_coordinator.targets.router import RunTargets
 
 
 class InMemoryRunStore:
@@ -65,36 +66,43 @@ class InMemoryRunStore:
 
 
 class FakeBackend:
-    """Processes as states; every call is logged in ``calls`` as ``(action, name)``."""
+    """Targets as states; every call is logged in ``calls`` as ``(action, name)``."""
 
+    kind = "process"
     _pids = itertools.count(1000)
 
-    def __init__(self, log_dir: Path, *, store: InMemoryRunStore | None = None) -> None:
+    def __init__(
+        self,
+        log_dir: Path,
+        *,
+        store: InMemoryRunStore | None = None,
+        specs: Mapping[str, TargetSpec] | None = None,
+    ) -> None:
         self.log_dir = log_dir
         self.states: dict[str, str] = {}
         self.pids: dict[str, int] = {}
-        self.specs: dict[str, ProcessSpec] = {}
+        self.specs: dict[str, TargetSpec] = dict(specs or {})
         self.calls: list[tuple[str, str]] = []
         self.closed = False
         self.fail_start: set[str] = set()
         self.store = store
         self.pending_undos_at_injection: list[int] = []
+        self.adopted: dict[str, Mapping[str, Any]] = {}
 
     def _note_injection(self) -> None:
         if self.store is not None:
             pending = [u for u in self.store.undos.values() if u.status is UndoStatus.PENDING]
             self.pending_undos_at_injection.append(len(pending))
 
-    async def start(self, spec: ProcessSpec) -> int:
-        self.calls.append(("start", spec.name))
-        if spec.name in self.fail_start:
-            raise BackendError(f"{spec.name}: exited with status 1 right after start")
-        if self.states.get(spec.name) in ("running", "paused"):
-            raise BackendError(f"{spec.name}: already running")
-        self.states[spec.name] = "running"
-        self.pids[spec.name] = next(self._pids)
-        self.specs[spec.name] = spec
-        return self.pids[spec.name]
+    async def start(self, name: str) -> str:
+        self.calls.append(("start", name))
+        if name in self.fail_start:
+            raise TargetError(f"{name}: exited with status 1 right after start")
+        if self.states.get(name) in ("running", "paused"):
+            raise TargetError(f"{name}: already running")
+        self.states[name] = "running"
+        self.pids[name] = next(self._pids)
+        return f"pid {self.pids[name]}"
 
     async def stop(self, name: str, grace_s: float | None = None) -> None:
         self.calls.append(("stop", name))
@@ -102,17 +110,17 @@ class FakeBackend:
         if name in self.states:
             self.states[name] = "exited"
 
-    async def restart(self, name: str) -> int:
+    async def restart(self, name: str) -> str:
         self.calls.append(("restart", name))
         self._note_injection()
         self.states[name] = "running"
         self.pids[name] = next(self._pids)
-        return self.pids[name]
+        return f"pid {self.pids[name]}"
 
-    async def kill(self, name: str, sig: int) -> None:
-        self.calls.append((f"kill:{int(sig)}", name))
+    async def signal(self, name: str, signum: int) -> None:
+        self.calls.append((f"kill:{int(signum)}", name))
         self._note_injection()
-        self.states[name] = "exited"
+        self.states[name] = "paused" if signum == 19 else "exited"
 
     async def pause(self, name: str) -> None:
         self.calls.append(("pause", name))
@@ -124,20 +132,48 @@ class FakeBackend:
         if self.states.get(name) == "paused":
             self.states[name] = "running"
 
+    async def remove(self, name: str) -> str:
+        self.calls.append(("remove", name))
+        was = self.states.get(name, "not-started")
+        if name in self.states:
+            self.states[name] = "exited"
+        return f"{name} removed (was {was})"
+
     async def close(self) -> None:
         self.calls.append(("close", "*"))
         self.closed = True
         for name in self.states:
             self.states[name] = "exited"
 
-    def state(self, name: str) -> str:
-        return self.states.get(name, "not-started")
+    def state(self, name: str) -> TargetState:
+        return TargetState(self.states.get(name, "not-started"))
 
     def pid(self, name: str) -> int | None:
         return self.pids.get(name) if self.state(name) in ("running", "paused") else None
 
+    def identity(self, name: str) -> str | None:
+        pid = self.pid(name)
+        return f"pid {pid}" if pid is not None else None
+
+    def handle(self, name: str) -> dict[str, Any]:
+        return {"pid": self.pid(name)}
+
+    def adopt(self, name: str, handle: Mapping[str, Any]) -> None:
+        self.adopted[name] = dict(handle)
+
+    def owns(self, name: str) -> bool:
+        return True
+
+    async def sync_logs(self, name: str) -> None:
+        return None
+
     def log_paths(self, name: str) -> list[Path]:
         return [self.log_dir / f"{name}.out.log", self.log_dir / f"{name}.err.log"]
+
+
+def fake_targets(backend: FakeBackend, specs: Mapping[str, TargetSpec]) -> RunTargets:
+    backend.specs.update(specs)
+    return RunTargets({name: backend for name in specs})
 
 
 @dataclass
@@ -237,11 +273,11 @@ def harness(
     loads: list[FakeLoad] = []
     metric_values = dict(metrics or {})
 
-    def backend_factory(log_dir: Path) -> FakeBackend:
-        backend = FakeBackend(log_dir, store=store)
+    def targets_factory(specs: Mapping[str, TargetSpec], scope: RunScope) -> RunTargets:
+        backend = FakeBackend(scope.log_dir, store=store)
         world.backend = backend
         backends.append(backend)
-        return backend
+        return fake_targets(backend, specs)
 
     async def read_metric(url: str, name: str, labels: Mapping[str, str]) -> float | None:
         return metric_values.get(name)
@@ -254,7 +290,7 @@ def harness(
 
     deps = EngineDeps(
         store=store,
-        backend_factory=backend_factory,
+        targets_factory=targets_factory,
         probes=FakeProbes(world),
         read_metric=read_metric,
         load_factory=load_factory,

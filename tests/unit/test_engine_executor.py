@@ -11,7 +11,7 @@ from engine_fakes import Harness, harness, until
 from engine_scenarios import scenario
 
 from test_coordinator.engine.executor import RunControl, RunOptions, run_scenario
-from test_coordinator.engine.results import Outcome, RunResult, Status
+from test_coordinator.engine.results import Outcome, RunResult, Status, UndoResult
 from test_coordinator.ports.storage import RunStatus, UndoStatus
 
 
@@ -21,6 +21,11 @@ def options(tmp_path: Path, seed: int = 7) -> RunOptions:
 
 async def run(h: Harness, body: str, tmp_path: Path, **kwargs: object) -> RunResult:
     return await run_scenario(scenario(body), h.deps, options(tmp_path), **kwargs)  # type: ignore[arg-type]
+
+
+def fault_undos(result: RunResult) -> list[UndoResult]:
+    """The undos of faults, without the removal of the services the run created."""
+    return [u for u in result.undos if u.action != "remove"]
 
 
 def kinds(result: RunResult) -> list[str]:
@@ -46,7 +51,8 @@ async def test_restart_passes_and_measures_recovery(tmp_path: Path) -> None:
 
     assert Outcome.PASSED == result.outcome, result.reason
     assert 0 == result.exit_code
-    assert [1] == h.backend.pending_undos_at_injection
+    # api and db each have their removal recorded at setup, then the restart's undo:
+    assert [3] == h.backend.pending_undos_at_injection
     assert all(u.status is UndoStatus.DONE for u in h.store.undos.values())
     [recovery] = result.recoveries
     assert ("api", "restart") == (recovery.service, recovery.fault)
@@ -73,8 +79,11 @@ async def test_failed_check_still_undoes_the_fault(tmp_path: Path) -> None:
 
     assert Outcome.FAILED == result.outcome
     assert "check 1" in result.reason and "no value missing" in result.reason
-    assert h.backend.calls.index(("resume", "api")) < h.backend.calls.index(("close", "*"))
-    assert [("resume", "done")] == [(u.action, u.status) for u in result.undos]
+    assert h.backend.calls.index(("resume", "api")) < h.backend.calls.index(("remove", "api"))
+    assert [("resume", "done")] == [(u.action, u.status) for u in fault_undos(result)]
+    assert {("remove", "api"), ("remove", "db")} == {
+        (u.action, u.service) for u in result.undos if u.status == "done"
+    } - {("resume", "api")}
 
 
 async def test_background_always_fails_the_run_at_the_violation(tmp_path: Path) -> None:
@@ -168,8 +177,12 @@ async def test_run_timeout_is_enforced(tmp_path: Path) -> None:
     assert time.monotonic() - started < 2.0
     assert Outcome.TIMED_OUT == result.outcome
     assert "100ms" in result.reason and "step 2" in result.reason
-    assert [("start", "done")] == [(u.action, u.status) for u in result.undos]
-    assert h.backend.calls[-2:] == [("start", "db"), ("close", "*")]
+    # Starting db again only to remove it would prove nothing: the remove supersedes it.
+    [start] = fault_undos(result)
+    assert ("start", "done") == (start.action, start.status)
+    assert "superseded" in start.detail
+    assert ("start", "db") not in h.backend.calls[-3:]
+    assert ("remove", "db") in h.backend.calls[-3:] and h.backend.calls[-1] == ("close", "*")
 
 
 async def test_cancel_by_caller_undoes_then_propagates(tmp_path: Path) -> None:
@@ -242,23 +255,23 @@ async def test_steady_state_failure_after_means_deviated(tmp_path: Path) -> None
 
     assert Outcome.DEVIATED == result.outcome
     assert "after the last step" in result.reason
-    assert ("start", "db") in h.backend.calls[-2:]
+    assert ("remove", "db") in h.backend.calls[-3:]
 
 
 async def test_setup_failure_is_reported_without_steps(tmp_path: Path) -> None:
     h = harness()
-    original = h.deps.backend_factory
+    original = h.deps.targets_factory
 
-    def failing_factory(log_dir: Path):  # type: ignore[no-untyped-def]
-        backend = original(log_dir)
-        backend.fail_start.add("db")  # type: ignore[attr-defined]
-        return backend
+    def failing_factory(specs, scope):  # type: ignore[no-untyped-def]
+        targets = original(specs, scope)
+        h.backend.fail_start.add("db")
+        return targets
 
     from dataclasses import replace
 
     result = await run_scenario(
         scenario("steps: [{pause: api}]"),
-        replace(h.deps, backend_factory=failing_factory),
+        replace(h.deps, targets_factory=failing_factory),
         options(tmp_path),
     )
 
@@ -352,22 +365,22 @@ async def test_recovery_check_fails_with_a_clear_message(tmp_path: Path) -> None
 async def test_a_failed_undo_is_an_infrastructure_error(tmp_path: Path) -> None:
     """Even after a failed step: the system may not be as it was found."""
     h = harness()
-    original = h.deps.backend_factory
+    original = h.deps.targets_factory
 
-    def factory(log_dir: Path):  # type: ignore[no-untyped-def]
-        backend = original(log_dir)
+    def factory(specs, scope):  # type: ignore[no-untyped-def]
+        targets = original(specs, scope)
 
         async def refuse(name: str) -> None:
             raise RuntimeError(f"{name} will not continue")
 
-        backend.resume = refuse  # type: ignore[method-assign]
-        return backend
+        h.backend.resume = refuse  # type: ignore[method-assign]
+        return targets
 
     from dataclasses import replace
 
     result = await run_scenario(
         scenario('steps: [{pause: api}, {probe: {http: {url: "fake://value/none"}}}]'),
-        replace(h.deps, backend_factory=factory),
+        replace(h.deps, targets_factory=factory),
         options(tmp_path),
     )
 
@@ -377,7 +390,7 @@ async def test_a_failed_undo_is_an_infrastructure_error(tmp_path: Path) -> None:
         "step 2" in result.reason
         and "then undo failed: resume api: api will not continue" in result.reason
     )
-    assert [("resume", "failed")] == [(u.action, u.status) for u in result.undos]
+    assert [("resume", "failed")] == [(u.action, u.status) for u in fault_undos(result)]
     assert h.backend.closed
 
 

@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import replace
 from pathlib import Path
 
-from engine_fakes import FakeBackend, harness
+from engine_fakes import FakeBackend, fake_targets, harness
 from engine_scenarios import scenario
 
 from test_coordinator.engine.executor import RunOptions, run_scenario
@@ -16,16 +16,21 @@ from test_coordinator.engine.results import Outcome
 class SlowRestartBackend(FakeBackend):
     """The old process keeps answering for 50 ms of the restart, then a new one runs."""
 
-    async def restart(self, name: str) -> int:
+    async def restart(self, name: str) -> str:
         self.calls.append(("restart", name))
         await asyncio.sleep(0.05)  # the old process still serves while it shuts down
         self.pids[name] = next(self._pids)
-        return self.pids[name]
+        return f"pid {self.pids[name]}"
 
 
 async def test_answers_from_the_old_process_do_not_count(tmp_path: Path) -> None:
     h = harness()
-    deps = replace(h.deps, backend_factory=lambda log_dir: _track(h, SlowRestartBackend(log_dir)))
+    deps = replace(
+        h.deps,
+        targets_factory=lambda specs, scope: fake_targets(
+            _track(h, SlowRestartBackend(scope.log_dir)), specs
+        ),
+    )
 
     result = await run_scenario(
         scenario("steps: [{restart: api}, {expect: {healthy: api, within: 1s}}]"),
@@ -80,7 +85,8 @@ async def test_pause_recovers_only_after_resume(tmp_path: Path) -> None:
     [recovery] = result.recoveries
     assert "pause" == recovery.fault
     assert recovery.recovery_ms is not None and recovery.recovery_ms >= 30
-    assert [] == [u for u in result.undos]  # the resume step settled the undo
+    # the resume step settled the undo: only the services' removal is left
+    assert [] == [u for u in result.undos if u.action != "remove"]
 
 
 async def test_a_second_fault_supersedes_an_unrecovered_one(tmp_path: Path) -> None:
@@ -98,6 +104,22 @@ async def test_a_second_fault_supersedes_an_unrecovered_one(tmp_path: Path) -> N
     assert first.recovery_ms is not None or "before the next fault" in first.detail
 
 
+async def test_kill_with_a_stopping_signal_registers_a_resume(tmp_path: Path) -> None:
+    """SIGSTOP freezes the service: its undo resumes it (never starts a second copy)."""
+    h = harness()
+
+    result = await run_scenario(
+        scenario("steps: [{kill: api, signal: SIGSTOP}]"), h.deps, RunOptions("r", 1, tmp_path)
+    )
+
+    assert ("kill:19", "api") in h.backend.calls
+    assert [("resume", "api", "done")] == [
+        (u.action, u.service, u.status) for u in result.undos if u.action != "remove"
+    ]
+    assert h.backend.calls.index(("resume", "api")) < h.backend.calls.index(("remove", "api"))
+    assert ("start", "api") not in h.backend.calls[2:]
+
+
 async def test_kill_with_a_handled_signal_still_registers_its_undo(tmp_path: Path) -> None:
     h = harness()
 
@@ -106,5 +128,7 @@ async def test_kill_with_a_handled_signal_still_registers_its_undo(tmp_path: Pat
     )
 
     assert ("kill:10", "api") in h.backend.calls
-    assert [("start", "api")] == [(u.action, u.service) for u in result.undos]
+    assert [("start", "api")] == [
+        (u.action, u.service) for u in result.undos if u.action != "remove"
+    ]
     assert () == result.recoveries

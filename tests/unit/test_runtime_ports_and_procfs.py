@@ -3,8 +3,8 @@
 import os
 import socket
 
-from test_coordinator.runtime import procfs
 from test_coordinator.runtime.ports_alloc import free_port
+from test_coordinator.targets.process import procfs
 
 
 def test_free_port_can_be_bound() -> None:

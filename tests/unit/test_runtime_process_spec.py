@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from test_coordinator.runtime.processes import (
+from test_coordinator.targets.process.supervisor import (
     BackendError,
-    LocalProcessBackend,
     ProcessSpec,
     ProcessState,
+    ProcessSupervisor,
 )
 
 
@@ -38,7 +38,7 @@ def test_bad_specs_are_refused(kwargs: dict[str, object], message: str) -> None:
 
 async def test_an_unknown_service_is_not_started(tmp_path: Path) -> None:
     """Queries answer for names never started; stop is a no-op; signals are errors."""
-    backend = LocalProcessBackend(tmp_path)
+    backend = ProcessSupervisor(tmp_path)
 
     await backend.stop("ghost")
 

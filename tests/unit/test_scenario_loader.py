@@ -132,15 +132,34 @@ def test_an_observed_service_cannot_be_faulted() -> None:
     assert "service 'feed' has no process" in found
 
 
-def test_docker_and_kubernetes_are_reserved() -> None:
-    header = HEADER.replace("    process: {command: db}\n", "    docker: {image: postgres}\n")
+def test_kubernetes_is_reserved() -> None:
+    header = HEADER.replace("    process: {command: db}\n", "    kubernetes: {deployment: db}\n")
 
     [found] = problems("steps: [{wait: 1ms}]\n", header)
 
-    assert (
-        "s.yaml:7:13: services.db.docker: docker services are not supported yet; allowed: process"
-        == found
+    assert found.startswith("s.yaml:7:")
+    assert found.endswith(
+        "services.db.kubernetes: kubernetes services are not supported yet; "
+        "allowed: process, docker"
     )
+
+
+def test_a_docker_service_is_an_image_or_an_existing_container() -> None:
+    header = HEADER.replace("    process: {command: db}\n", "    docker: {image: postgres}\n")
+    loaded = load("steps: [{restart: db}]\n", header)
+    assert "docker" == loaded.model.services["db"].kind
+
+    both = HEADER.replace(
+        "    process: {command: db}\n", "    docker: {image: postgres, container: pg}\n"
+    )
+    [found] = problems("steps: [{wait: 1ms}]\n", both)
+    assert "services.db.docker" in found and "exactly one of container, image" in found
+
+    existing = HEADER.replace(
+        "    process: {command: db}\n", "    docker: {container: pg, env: {A: b}}\n"
+    )
+    [found] = problems("steps: [{wait: 1ms}]\n", existing)
+    assert "env: only for a container the run creates" in found
 
 
 def test_unknown_variable_is_an_error_at_its_line() -> None:

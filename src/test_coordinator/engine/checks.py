@@ -135,7 +135,11 @@ async def _metric(ctx: RunContext, check: MetricCheck) -> tuple[str, Any]:
 async def _log(ctx: RunContext, check: LogCheck) -> tuple[str, Any]:
     spec = check.log
     service = ctx.loaded.model.services[spec.service]
-    paths = [Path(service.log)] if service.log else ctx.backend.log_paths(spec.service)
+    if service.log:
+        paths = [Path(service.log)]
+    else:
+        await ctx.targets.sync_logs(spec.service)
+        paths = ctx.targets.log_paths(spec.service)
     pattern = re.compile(spec.present or spec.absent or "", re.MULTILINE)
     found = await asyncio.to_thread(_search_logs, paths, pattern)
     where = ", ".join(str(p) for p in paths)

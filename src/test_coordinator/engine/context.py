@@ -1,4 +1,4 @@
-"""Everything one run's steps share: the scenario, the backend, the journal, the ledger."""
+"""Everything one run's steps share: the scenario, the targets, the journal, the ledger."""
 
 from __future__ import annotations
 
@@ -11,14 +11,17 @@ from test_coordinator.engine.audit_trail import RunAudit
 from test_coordinator.engine.background import BackgroundTasks
 from test_coordinator.engine.conditions import ConditionChecker
 from test_coordinator.engine.journal import Journal, RunClock
-from test_coordinator.engine.ports import EngineDeps, LoadRunner, ProcessBackend
+from test_coordinator.engine.ports import EngineDeps, LoadRunner
 from test_coordinator.engine.recovery_watch import RecoveryTracker
 from test_coordinator.engine.results import StepResult
 from test_coordinator.engine.undo import UndoLedger
-from test_coordinator.runtime.processes import ProcessSpec
+from test_coordinator.engine.undo_actions import UndoAction, UndoKind
 from test_coordinator.scenario.loader import LoadedScenario
+from test_coordinator.scenario.model import Scenario
 from test_coordinator.scenario.types import Strict
 from test_coordinator.scenario.variables import model_has_references, substitute_model
+from test_coordinator.targets.port import TargetSpec
+from test_coordinator.targets.router import RunTargets
 
 
 @dataclass(slots=True)
@@ -26,7 +29,7 @@ class RunContext:
     run_id: str
     loaded: LoadedScenario
     deps: EngineDeps
-    backend: ProcessBackend
+    targets: RunTargets
     clock: RunClock
     journal: Journal
     ledger: UndoLedger
@@ -44,32 +47,30 @@ class RunContext:
     loads: dict[str, LoadRunner] = field(default_factory=dict)
     current_step: str = "setup"
 
-    def process_spec(self, service: str) -> ProcessSpec:
-        run = self.loaded.model.services[service].process
-        if run is None:
-            raise ValueError(f"service {service!r} has no process")
-        return ProcessSpec(
-            name=service,
-            command=run.argv,
-            env=dict(run.env),
-            cwd=Path(run.cwd) if run.cwd else None,
-            stop_grace_s=run.stop_grace,
+    def undo_action(self, kind: UndoKind, service: str) -> UndoAction:
+        """The undo of a fault on ``service`` (or of its creation), as it is now."""
+        model = self.loaded.model.services[service]
+        return UndoAction(
+            kind=kind,
+            service=service,
+            target=target_specs(self.loaded.model)[service],
+            handle=self.targets.handle(service) if kind is UndoKind.RESUME else {},
+            health=model.health.model_dump(mode="json", by_alias=True, exclude_none=True),
+            start_timeout_s=model.start_timeout,
+            log_dir=str(self.log_dir),
         )
-
-    def start_undo_action(self, service: str) -> dict[str, Any]:
-        spec = self.process_spec(service)
-        return {
-            "action": "start",
-            "service": service,
-            "command": list(spec.command),
-            "env": dict(spec.env),
-            "cwd": str(spec.cwd) if spec.cwd else None,
-            "stop_grace_s": spec.stop_grace_s,
-            "log_dir": str(self.log_dir),
-        }
 
     def resolve(self, model: Strict) -> Strict:
         """``model`` with captured variables substituted, if the scenario captures any."""
         if not self.loaded.captures or not model_has_references(model):
             return model
         return substitute_model(model, self.captured)
+
+
+def target_specs(model: Scenario) -> dict[str, TargetSpec]:
+    """Every service the coordinator acts on (``process`` or ``docker``), for the backends."""
+    return {
+        name: TargetSpec(name, service.kind, service.run_config)
+        for name, service in model.services.items()
+        if service.kind is not None
+    }

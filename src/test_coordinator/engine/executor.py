@@ -2,15 +2,17 @@
 
 Phases, each inside the run's own ``timeout``:
 
-1. setup: start every service with ``process`` (and ``autostart``), wait until healthy;
+1. setup: start every service the coordinator runs (``process`` or ``docker``, with
+   ``autostart``), each once its undo (remove it) is recorded; wait until healthy;
 2. steady state before the first step (failing: the run did not start its faults);
 3. the steps in order, background steps beside them;
 4. steady state after the last step (failing: the system deviated);
 5. the checks.
 
 Whatever happens (a failure, a timeout, Ctrl-C, SIGTERM, cancellation) the
-``finally`` stops the background work, undoes every fault still pending
-(newest first) and closes the backend, so no process the run started is left.
+``finally`` stops the background work and undoes everything still pending, newest
+first: the faults, then the services the run created (see
+:mod:`test_coordinator.engine.undo_actions`), so nothing the run started is left.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from test_coordinator.engine.audit_trail import RunAudit
 from test_coordinator.engine.background import BackgroundTasks
 from test_coordinator.engine.checks import describe_check, judge_checks
 from test_coordinator.engine.conditions import ConditionChecker
-from test_coordinator.engine.context import RunContext
+from test_coordinator.engine.context import RunContext, target_specs
 from test_coordinator.engine.control import (
     RunControl,
     RunOptions,
@@ -32,9 +35,10 @@ from test_coordinator.engine.control import (
     new_seed,
 )
 from test_coordinator.engine.errors import InfrastructureError, StepFailed
+from test_coordinator.engine.fault_steps import start_service
 from test_coordinator.engine.identity import coordinator_identity
 from test_coordinator.engine.journal import Journal, Listener, RunClock
-from test_coordinator.engine.ports import EngineDeps
+from test_coordinator.engine.ports import EngineDeps, RunGuard
 from test_coordinator.engine.recovery_watch import RecoveryTracker
 from test_coordinator.engine.results import (
     CheckResult,
@@ -46,16 +50,18 @@ from test_coordinator.engine.results import (
 )
 from test_coordinator.engine.steps import run_steps
 from test_coordinator.engine.tasks import gather_first_error, run_to_completion
-from test_coordinator.engine.undo import RESUME, START, UndoEntry, UndoLedger
+from test_coordinator.engine.undo import UndoLedger
+from test_coordinator.engine.undo_actions import UndoAction, perform
+from test_coordinator.engine.undo_verify import health_verifier
 from test_coordinator.ports.storage import RunRecord, RunStatus
 from test_coordinator.runtime.polling import DeadlineExceeded, wait_until
 from test_coordinator.runtime.probes import ProbeResult
-from test_coordinator.runtime.processes import BackendError
 from test_coordinator.scenario.checks import check_kind
 from test_coordinator.scenario.durations import format_duration
 from test_coordinator.scenario.loader import LoadedScenario
 from test_coordinator.scenario.steps import targets_of
 from test_coordinator.scenario.timeline import choose_targets, plan_steps, step_names
+from test_coordinator.targets.port import RunScope, TargetError
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +134,7 @@ class _Run:
         )
         try:
             await self.deps.store.save_run(record)
+            guard = await self._arm_guard(record)
         except Exception as exc:
             self._end(Outcome.ERROR, f"cannot store the run: {exc}")
             return self._result()
@@ -152,6 +159,7 @@ class _Run:
                     chosen=list(chosen),
                     seed=self.options.seed,
                 )
+        await self.journal.flush(self.deps.store)
         flusher = asyncio.create_task(self._flush_periodically(), name="journal-flush")
         cancelled_by_caller = False
         try:
@@ -184,9 +192,29 @@ class _Run:
             flusher.cancel()
             await asyncio.wait([flusher])
             await self._store_final()
+            if guard is not None:
+                await asyncio.shield(asyncio.to_thread(guard.disarm))
         if cancelled_by_caller or cancelled_again:
             raise asyncio.CancelledError()
         return self._result()
+
+    async def _arm_guard(self, record: RunRecord) -> RunGuard | None:
+        """Start the run's watchdog and note it in the run record (so recovery leaves the
+        run to it); a run without a guard goes on, with a journal note."""
+        if self.deps.guard is None:
+            return None
+        guard = self.deps.guard(self.options.run_id, self.options.run_dir)
+        try:
+            identity = guard.arm()
+        except Exception as exc:
+            log.warning("run %s: no guard: %s", self.options.run_id, exc)
+            self.journal.record("guard.unavailable", detail=str(exc))
+            return None
+        self.journal.record("guard.armed", pid=identity.get("pid"))
+        await self.deps.store.save_run(
+            replace(record, summary={**record.summary, "guard": dict(identity)})
+        )
+        return guard
 
     def _end(self, outcome: Outcome, reason: str) -> None:
         if self.outcome is Outcome.PASSED:
@@ -203,9 +231,11 @@ class _Run:
 
     def _context(self) -> RunContext:
         log_dir = self.options.run_dir / "logs"
-        backend = self.deps.backend_factory(log_dir)
+        targets = self.deps.targets_factory(
+            target_specs(self.model), RunScope(self.options.run_id, log_dir)
+        )
         checker = ConditionChecker(self.model.services, self.deps.probes, self.deps.clock)
-        recoveries = RecoveryTracker(backend, self.journal, self.deps.poll_interval_s)
+        recoveries = RecoveryTracker(targets, self.journal, self.deps.poll_interval_s)
         for name in self.model.services:
             recoveries.use_probe(name, checker.health_probe(name))
         checker.observer = recoveries.observed
@@ -214,7 +244,7 @@ class _Run:
             run_id=self.options.run_id,
             loaded=self.loaded,
             deps=self.deps,
-            backend=backend,
+            targets=targets,
             clock=self.clock,
             journal=self.journal,
             ledger=UndoLedger(
@@ -297,7 +327,7 @@ class _Run:
         names = [
             name
             for name, service in self.model.services.items()
-            if service.process is not None and service.autostart
+            if service.managed and service.autostart
         ]
         started = self.clock.ms()
         self.journal.record("setup.started", services=names)
@@ -312,8 +342,8 @@ class _Run:
 
         try:
             await gather_first_error([start_in_order(name) for name in names])
-        except BackendError as exc:
-            infrastructure = isinstance(exc.__cause__, OSError)
+        except TargetError as exc:
+            infrastructure = exc.infrastructure
             status, detail = (Status.ERROR if infrastructure else Status.FAILED), str(exc)
             self._end(Outcome.ERROR if infrastructure else Outcome.NOT_STARTED, f"setup: {detail}")
         except StepFailed as exc:
@@ -328,8 +358,14 @@ class _Run:
 
     async def _start_service(self, ctx: RunContext, name: str) -> None:
         service = self.model.services[name]
-        pid = await ctx.backend.start(ctx.process_spec(name))
-        self.journal.record("service.started", service=name, pid=pid, step="setup")
+        identity = await start_service(ctx, name)
+        self.journal.record(
+            "service.started",
+            service=name,
+            identity=identity,
+            step="setup",
+            **ctx.targets.handle(name),
+        )
         probe = ctx.checker.health_probe(name)
 
         async def healthy() -> ProbeResult:
@@ -379,7 +415,7 @@ class _Run:
             await ctx.recoveries.close()
         except Exception:
             log.exception("run %s: stopping background work failed", self.options.run_id)
-        self.undos = await ctx.ledger.unwind(lambda entry: self._undo(ctx, entry))
+        self.undos = await ctx.ledger.unwind(lambda action: self._undo(ctx, action))
         failed = [u for u in self.undos if u.status != "done"]
         if failed:
             self._escalate(
@@ -387,27 +423,16 @@ class _Run:
             )
         await ctx.audit.close()  # before the services stop: the correlator may be one of them
         try:
-            await ctx.backend.close()
+            await ctx.targets.close()
         except Exception as exc:
             self.journal.record("backend.close_failed", detail=str(exc))
             self._escalate(f"could not stop every process: {exc}")
         self.journal.record("cleanup.finished")
 
-    @staticmethod
-    async def _undo(ctx: RunContext, entry: UndoEntry) -> str:
-        service = entry.service
-        state = ctx.backend.state(service)
-        if entry.action == RESUME:
-            if state != "paused":
-                return f"nothing to do: {service} is {state}"
-            await ctx.backend.resume(service)
-            return f"{service} resumed"
-        if entry.action == START:
-            if state in ("running", "paused"):
-                return f"nothing to do: {service} is {state}"
-            pid = await ctx.backend.start(ctx.process_spec(service))
-            return f"{service} started again as pid {pid}"
-        raise ValueError(f"unknown undo action {entry.action!r}")
+    async def _undo(self, ctx: RunContext, action: UndoAction) -> str:
+        return await perform(
+            action, ctx.targets, health_verifier(self.deps.probes, self.deps.poll_interval_s)
+        )
 
     async def _flush_periodically(self) -> None:
         while True:

@@ -14,11 +14,11 @@ from typing import Any
 from test_coordinator.engine.context import RunContext
 from test_coordinator.engine.errors import StepFailed
 from test_coordinator.engine.tasks import first_error
-from test_coordinator.engine.undo import RESUME, START
-from test_coordinator.runtime import procfs
+from test_coordinator.engine.undo_actions import UndoKind
 from test_coordinator.runtime.polling import wait_until
 from test_coordinator.runtime.probes import ProbeResult
 from test_coordinator.scenario.steps import (
+    STOPPING_SIGNALS,
     TERMINATING_SIGNALS,
     KillStep,
     PauseStep,
@@ -33,9 +33,16 @@ _FOREVER_S = 24 * 3600.0
 
 
 def _require_state(ctx: RunContext, service: str, allowed: tuple[str, ...], action: str) -> None:
-    state = ctx.backend.state(service)
+    state = ctx.targets.state(service)
     if state not in allowed:
         raise StepFailed(f"cannot {action} {service}: it is {state}")
+
+
+async def start_service(ctx: RunContext, service: str) -> str:
+    """Start ``service``; the first time the run creates it, its removal is recorded first."""
+    if ctx.targets.owns(service) and not ctx.ledger.has_pending(service, UndoKind.REMOVE):
+        await ctx.ledger.register(ctx.undo_action(UndoKind.REMOVE, service))
+    return await ctx.targets.start(service)
 
 
 async def _each(
@@ -53,13 +60,19 @@ async def start_step(
     ctx: RunContext, step_id: str, step: StartStep, targets: tuple[str, ...]
 ) -> None:
     async def start(service: str) -> None:
-        if ctx.backend.state(service) == "running":
+        if ctx.targets.state(service) == "running":
             ctx.journal.record("service.already_running", service=service, step=step_id)
             return
         _require_state(ctx, service, ("not-started", "exited"), "start")
-        pid = await ctx.backend.start(ctx.process_spec(service))
-        ctx.journal.record("service.started", service=service, pid=pid, step=step_id)
-        await ctx.ledger.settle(service, START, f"started again by step {step_id}")
+        identity = await start_service(ctx, service)
+        ctx.journal.record(
+            "service.started",
+            service=service,
+            identity=identity,
+            step=step_id,
+            **ctx.targets.handle(service),
+        )
+        await ctx.ledger.settle(service, UndoKind.START, f"started again by step {step_id}")
 
     await first_error(_each(targets, start))
 
@@ -69,12 +82,12 @@ async def stop_step(
 ) -> None:
     async def stop(service: str) -> None:
         _require_state(ctx, service, ("running", "paused"), "stop")
-        entry = await ctx.ledger.register(service, ctx.start_undo_action(service))
+        entry = await ctx.ledger.register(ctx.undo_action(UndoKind.START, service))
         watch = ctx.recoveries.begin(
             service, step_id, ctx.step_names[step_id], "stop", ctx.clock.now_s(), new_process=True
         )
         ctx.audit.injected(entry, "stop", ctx.step_names[step_id])
-        await ctx.backend.stop(service, step.grace)
+        await ctx.targets.stop(service, step.grace)
         ctx.recoveries.action_done(watch)
 
     await first_error(_each(targets, stop))
@@ -85,7 +98,7 @@ async def restart_step(
 ) -> None:
     async def restart(service: str) -> None:
         _require_state(ctx, service, ("running", "paused"), "restart")
-        entry = await ctx.ledger.register(service, ctx.start_undo_action(service))
+        entry = await ctx.ledger.register(ctx.undo_action(UndoKind.START, service))
         watch = ctx.recoveries.begin(
             service,
             step_id,
@@ -95,11 +108,17 @@ async def restart_step(
             new_process=True,
         )
         ctx.audit.injected(entry, "restart", ctx.step_names[step_id])
-        pid = await ctx.backend.restart(service)
+        identity = await ctx.targets.restart(service)
         ctx.recoveries.action_done(watch)
-        ctx.journal.record("service.started", service=service, pid=pid, step=step_id)
+        ctx.journal.record(
+            "service.started",
+            service=service,
+            identity=identity,
+            step=step_id,
+            **ctx.targets.handle(service),
+        )
         await ctx.ledger.settle_entry(entry, f"restarted by step {step_id}")
-        await ctx.ledger.settle(service, RESUME, f"restarted by step {step_id}")
+        await ctx.ledger.settle(service, UndoKind.RESUME, f"restarted by step {step_id}")
 
     await first_error(_each(targets, restart))
 
@@ -109,16 +128,19 @@ async def kill_step(
 ) -> None:
     sig = signal.Signals[step.signal]
     terminating = step.signal in TERMINATING_SIGNALS
+    stopping = step.signal in STOPPING_SIGNALS
 
     async def kill(service: str) -> None:
         _require_state(ctx, service, ("running", "paused"), f"send {step.signal} to")
-        # Any signal may end a service that does not handle it: the undo starts it
-        # again if it is gone at the end, and does nothing if it still runs.
-        entry = await ctx.ledger.register(service, ctx.start_undo_action(service))
+        # A signal that stops a process is undone by resuming it; any other may end a
+        # service that does not handle it: its undo starts it again if it is gone at
+        # the end (and checks it is healthy if it still runs).
+        undo = UndoKind.RESUME if stopping else UndoKind.START
+        entry = await ctx.ledger.register(ctx.undo_action(undo, service))
         fault = f"kill {step.signal}"
         if not terminating:
             ctx.audit.injected(entry, fault, ctx.step_names[step_id])
-            await ctx.backend.kill(service, sig)
+            await ctx.targets.signal(service, sig)
             return
         watch = ctx.recoveries.begin(
             service,
@@ -129,7 +151,7 @@ async def kill_step(
             new_process=True,
         )
         ctx.audit.injected(entry, fault, ctx.step_names[step_id])
-        await ctx.backend.kill(service, sig)
+        await ctx.targets.signal(service, sig)
         await _wait_exited(ctx, service)
         ctx.recoveries.action_done(watch)
 
@@ -140,7 +162,7 @@ async def _wait_exited(ctx: RunContext, service: str) -> None:
     """Until the backend reports the process gone (bounded by the step's timeout)."""
 
     async def exited() -> ProbeResult:
-        state = ctx.backend.state(service)
+        state = ctx.targets.state(service)
         return ProbeResult(state not in ("running", "paused"), state, f"{service} is {state}", 0.0)
 
     await wait_until(exited, deadline_s=_FOREVER_S, interval_s=ctx.deps.poll_interval_s)
@@ -151,17 +173,7 @@ async def pause_step(
 ) -> None:
     async def pause(service: str) -> None:
         _require_state(ctx, service, ("running",), "pause")
-        pid = ctx.backend.pid(service)
-        stat = procfs.read_stat(pid) if pid is not None else None
-        entry = await ctx.ledger.register(
-            service,
-            {
-                "action": RESUME,
-                "service": service,
-                "pid": pid,
-                "start_ticks": stat.start_ticks if stat is not None else None,
-            },
-        )
+        entry = await ctx.ledger.register(ctx.undo_action(UndoKind.RESUME, service))
         watch = ctx.recoveries.begin(
             service,
             step_id,
@@ -171,7 +183,7 @@ async def pause_step(
             new_process=False,
         )
         ctx.audit.injected(entry, "pause", ctx.step_names[step_id])
-        await ctx.backend.pause(service)
+        await ctx.targets.pause(service)
         ctx.recoveries.action_done(watch)
 
     await first_error(_each(targets, pause))
@@ -182,7 +194,7 @@ async def resume_step(
 ) -> None:
     async def resume(service: str) -> None:
         _require_state(ctx, service, ("paused", "running"), "resume")
-        await ctx.backend.resume(service)
-        await ctx.ledger.settle(service, RESUME, f"resumed by step {step_id}")
+        await ctx.targets.resume(service)
+        await ctx.ledger.settle(service, UndoKind.RESUME, f"resumed by step {step_id}")
 
     await first_error(_each(targets, resume))

@@ -7,7 +7,7 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
-from test_coordinator.runtime import procfs
+from test_coordinator.targets.process import procfs
 
 
 def coordinator_identity() -> dict[str, Any]:

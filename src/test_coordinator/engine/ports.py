@@ -1,7 +1,8 @@
-"""What the engine needs from the outside: processes, probes, metrics, load and storage.
+"""What the engine needs from the outside: targets, probes, metrics, load and storage.
 
-The real implementations live in :mod:`test_coordinator.runtime` and are wired
-by :mod:`test_coordinator.engine.wiring`; tests pass fakes.
+The real implementations live in :mod:`test_coordinator.targets` and
+:mod:`test_coordinator.runtime` and are wired by :mod:`test_coordinator.engine.wiring`;
+tests pass fakes.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from typing import Any, Protocol
 
 from test_coordinator.ports.audit import AuditSink, Correlation
 from test_coordinator.ports.storage import RunStore
-from test_coordinator.runtime.processes import ProcessSpec
 from test_coordinator.scenario.probes import ProbeSpec
 from test_coordinator.scenario.steps import LoadSpec
+from test_coordinator.targets.port import RunScope, TargetSpec
+from test_coordinator.targets.router import RunTargets
 
 
 class ProbeOutcome(Protocol):
@@ -37,19 +39,6 @@ class Probe(Protocol):
 
 class ProbeFactory(Protocol):
     def probe(self, spec: ProbeSpec) -> Probe: ...
-
-
-class ProcessBackend(Protocol):
-    async def start(self, spec: ProcessSpec) -> int: ...
-    async def stop(self, name: str, grace_s: float | None = None) -> None: ...
-    async def restart(self, name: str) -> int: ...
-    async def kill(self, name: str, sig: int) -> None: ...
-    async def pause(self, name: str) -> None: ...
-    async def resume(self, name: str) -> None: ...
-    async def close(self) -> None: ...
-    def state(self, name: str) -> str: ...
-    def pid(self, name: str) -> int | None: ...
-    def log_paths(self, name: str) -> list[Path]: ...
 
 
 class LoadStats(Protocol):
@@ -82,8 +71,8 @@ MetricReader = Callable[[str, str, Mapping[str, str]], Awaitable[float | None]]
 LoadFactory = Callable[[LoadSpec, float], LoadRunner]
 """``(spec, origin_s)``: a load generator whose sample times are relative to ``origin_s``."""
 
-BackendFactory = Callable[[Path], ProcessBackend]
-"""``(log_dir)``: a fresh process backend for one run."""
+TargetsFactory = Callable[[Mapping[str, TargetSpec], RunScope], RunTargets]
+"""``(specs, scope)``: one run's targets, every service on the backend of its kind."""
 
 
 class AuditLink(Protocol):
@@ -118,12 +107,26 @@ AuditLinkFactory = Callable[[str, Path], AuditLink]
 """``(url, run_dir)``: the link to the audit correlator at ``url`` for one run."""
 
 
+class RunGuard(Protocol):
+    """A watchdog outside the coordinator that undoes the run if the coordinator dies."""
+
+    def arm(self) -> Mapping[str, Any]:
+        """Start watching; the guard's identity (host, pid, start time) for the run record."""
+
+    def disarm(self) -> None:
+        """The run ended and undid everything itself: stand down (bounded wait)."""
+
+
+GuardFactory = Callable[[str, Path], RunGuard]
+"""``(run_id, run_dir)``: the guard of one run."""
+
+
 @dataclass(frozen=True, slots=True)
 class EngineDeps:
     """Everything :func:`run_scenario` touches, so tests can replace any of it."""
 
     store: RunStore
-    backend_factory: BackendFactory
+    targets_factory: TargetsFactory
     probes: ProbeFactory
     read_metric: MetricReader
     load_factory: LoadFactory
@@ -132,3 +135,5 @@ class EngineDeps:
     wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)
     audit_link: AuditLinkFactory | None = None
     """None: scenarios with ``audit:`` run without reporting, and audit checks fail."""
+    guard: GuardFactory | None = None
+    """None: no watchdog; after a crash, ``recover`` (or the next run) undoes the run."""

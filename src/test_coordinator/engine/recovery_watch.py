@@ -3,10 +3,10 @@
 A fault opens a *watch* on its service at the moment of injection. The watch
 counts a health probe only once the fault has taken hold:
 
-* after a restart, stop or kill, the service must run as a new process (its pid
-  differs from the one at injection), so an answer from the old process never
-  counts, and a restart is watched while the backend is still confirming the
-  new process (no 50 ms blind spot);
+* after a restart, stop or kill, the service must run as a new incarnation (its
+  identity, a pid or a container's start, differs from the one at injection), so
+  an answer from the old process never counts, and a restart is watched while
+  the backend is still confirming the new process (no 50 ms blind spot);
 * after a pause, only once the pause is confirmed, and the service runs again.
 
 A watcher task polls the service every ``interval_s`` (no probe is sent while
@@ -24,10 +24,11 @@ import asyncio
 from dataclasses import dataclass, replace
 
 from test_coordinator.engine.journal import Journal
-from test_coordinator.engine.ports import Probe, ProcessBackend
+from test_coordinator.engine.ports import Probe
 from test_coordinator.engine.results import Recovery
 from test_coordinator.runtime.polling import DeadlineExceeded, wait_until
 from test_coordinator.runtime.probes import ProbeResult
+from test_coordinator.targets.router import RunTargets
 
 WATCH_LIMIT_S = 24 * 3600.0
 
@@ -35,7 +36,7 @@ WATCH_LIMIT_S = 24 * 3600.0
 @dataclass(slots=True)
 class Watch:
     recovery: Recovery
-    old_pid: int | None
+    old_identity: str | None
     new_process: bool
     action_done_s: float | None = None
     task: asyncio.Task[None] | None = None
@@ -48,11 +49,11 @@ class Watch:
 class RecoveryTracker:
     def __init__(
         self,
-        backend: ProcessBackend,
+        targets: RunTargets,
         journal: Journal,
         interval_s: float,
     ) -> None:
-        self._backend = backend
+        self._targets = targets
         self._journal = journal
         self._interval_s = interval_s
         self._watches: list[Watch] = []
@@ -83,7 +84,7 @@ class RecoveryTracker:
         injected_ms = self._journal.clock.ms(injected_at_s)
         watch = Watch(
             Recovery(service, step_id, step_name, fault, injected_ms),
-            old_pid=self._backend.pid(service),
+            old_identity=self._targets.identity(service),
             new_process=new_process,
         )
         self._watches.append(watch)
@@ -119,10 +120,10 @@ class RecoveryTracker:
     def _gate(self, watch: Watch) -> str | None:
         """Why a probe would not count yet, or None when it would."""
         service = watch.recovery.service
-        state = self._backend.state(service)
+        state = self._targets.state(service)
         if state != "running":
             return f"{service} is {state}"
-        if watch.new_process and self._backend.pid(service) == watch.old_pid:
+        if watch.new_process and self._targets.identity(service) == watch.old_identity:
             return f"{service} still runs its old process"
         return None
 

@@ -27,6 +27,8 @@ class Outcome(StrEnum):
     """Infrastructure: a process could not be spawned, storage refused a write, a bug."""
     INTERRUPTED = "interrupted"
     """Ctrl-C or SIGTERM; everything was undone."""
+    ABORTED = "aborted"
+    """The coordinator died during the run; its guard or a later recovery undid it."""
 
     @property
     def exit_code(self) -> int:
@@ -45,6 +47,7 @@ _EXIT_CODES = {
     Outcome.TIMED_OUT: 1,
     Outcome.ERROR: 3,
     Outcome.INTERRUPTED: 130,
+    Outcome.ABORTED: 3,
 }
 _RUN_STATUS = {
     Outcome.PASSED: RunStatus.PASSED,
@@ -54,6 +57,7 @@ _RUN_STATUS = {
     Outcome.TIMED_OUT: RunStatus.FAILED,
     Outcome.ERROR: RunStatus.ERROR,
     Outcome.INTERRUPTED: RunStatus.ABORTED,
+    Outcome.ABORTED: RunStatus.ABORTED,
 }
 
 

@@ -12,7 +12,6 @@ from test_coordinator.engine.errors import ConditionViolated, InfrastructureErro
 from test_coordinator.engine.results import Status, StepResult
 from test_coordinator.engine.tasks import first_error
 from test_coordinator.runtime.polling import DeadlineExceeded, wait_until
-from test_coordinator.runtime.processes import BackendError
 from test_coordinator.scenario.durations import format_duration
 from test_coordinator.scenario.probes import Condition
 from test_coordinator.scenario.steps import (
@@ -27,6 +26,7 @@ from test_coordinator.scenario.steps import (
     effective_timeout,
     step_kind,
 )
+from test_coordinator.targets.port import TargetError
 
 Handler = Callable[[RunContext, str, Any, tuple[str, ...]], Awaitable[Any]]
 
@@ -66,8 +66,8 @@ async def run_step(ctx: RunContext, step_id: str, step: StepBase) -> None:
         status, detail = Status.FAILED, f"timed out after {format_duration(timeout_s)}"
     except StepFailed as exc:
         status, detail = Status.FAILED, str(exc)
-    except BackendError as exc:
-        if isinstance(exc.__cause__, OSError):
+    except TargetError as exc:
+        if exc.infrastructure:
             status, detail = Status.ERROR, str(exc)
         else:
             status, detail = Status.FAILED, str(exc)

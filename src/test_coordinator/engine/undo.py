@@ -1,37 +1,32 @@
 """The undo ledger: every fault's undo, recorded durably before the fault is injected.
 
 A fault step calls :meth:`UndoLedger.register` (which awaits the RunStore's
-``record_undo``) and only then injects the fault. When a later step reverts
-the fault itself (a ``resume`` after a ``pause``, a ``start`` after a ``stop``),
-it :meth:`settle`\\s the entry. Whatever is left is undone by :meth:`unwind`,
-newest first, in the run's ``finally``. What a killed coordinator leaves is
-undone by :mod:`test_coordinator.engine.leftovers`, which reads the same records.
-
-Actions (the record's ``action`` mapping):
-
-* ``{"action": "resume", "service", "pid", "start_ticks"}``: SIGCONT the group;
-* ``{"action": "start", "service", "command", "env", "cwd", "stop_grace_s", "log_dir"}``:
-  start the service again (``env`` is the scenario's, not the coordinator's).
+``record_undo`` and flushes the journal, so nothing that led up to the fault
+can be lost) and only then injects the fault. When a later step reverts the
+fault itself (a ``resume`` after a ``pause``, a ``start`` after a ``stop``), it
+:meth:`settle`\\s the entry. Whatever is left is undone by :meth:`unwind`,
+newest first, in the run's ``finally``; what a killed coordinator leaves is
+undone by :mod:`test_coordinator.engine.recovery` through the same
+:func:`unwind_actions`. The actions themselves are in
+:mod:`test_coordinator.engine.undo_actions`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from test_coordinator.engine.errors import InfrastructureError
 from test_coordinator.engine.journal import Journal
 from test_coordinator.engine.results import UndoResult
+from test_coordinator.engine.undo_actions import UndoAction, UndoKind, superseded
 from test_coordinator.ports.storage import RunStore, UndoRecord, UndoStatus
-
-RESUME = "resume"
-START = "start"
 
 
 @dataclass(slots=True)
 class UndoEntry:
     record: UndoRecord
+    undo: UndoAction
     settled: bool = False
 
     @property
@@ -40,11 +35,45 @@ class UndoEntry:
 
     @property
     def action(self) -> str:
-        return str(self.record.action["action"])
+        return self.undo.kind.value
 
 
-Performer = Callable[[UndoEntry], Awaitable[str]]
-"""Undoes one entry and returns what it did; raises to report a failure."""
+Performer = Callable[[UndoAction], Awaitable[str]]
+"""Undoes one action and returns what it did (verified); raises to report a failure."""
+
+Finisher = Callable[[UndoEntry, UndoStatus, str], Awaitable[None]]
+
+
+async def unwind_actions(
+    entries: Sequence[UndoEntry],
+    perform: Performer,
+    finish: Finisher,
+    on_start: Callable[[UndoEntry], None] = lambda entry: None,
+) -> list[UndoResult]:
+    """Undo ``entries`` newest first; one failure does not stop the others.
+
+    The one undo path: a run's own cleanup and every recovery after a crash use it.
+    """
+    results = []
+    pending = list(entries)
+    for entry in reversed(list(entries)):
+        pending.remove(entry)
+        on_start(entry)
+        reason = superseded(entry.undo, [other.undo for other in pending])
+        if reason is not None:
+            status, detail = UndoStatus.DONE, reason
+        else:
+            try:
+                detail = await perform(entry.undo)
+            except Exception as exc:
+                status, detail = UndoStatus.FAILED, str(exc) or type(exc).__name__
+            else:
+                status = UndoStatus.DONE
+        await finish(entry, status, detail)
+        results.append(
+            UndoResult(entry.record.undo_id, entry.service, entry.action, status.value, detail)
+        )
+    return results
 
 
 class UndoLedger:
@@ -63,18 +92,23 @@ class UndoLedger:
         self._journal = journal
         self._wall_clock_ms = wall_clock_ms
         self._entries: list[UndoEntry] = []
+        self._issued = 0
 
     @property
     def pending(self) -> list[UndoEntry]:
         return [entry for entry in self._entries if not entry.settled]
 
-    async def register(self, service: str, action: Mapping[str, Any]) -> UndoEntry:
-        """Record the undo durably; returns only once the store has it."""
+    def has_pending(self, service: str, kind: UndoKind) -> bool:
+        return any(e.service == service and e.undo.kind is kind for e in self.pending)
+
+    async def register(self, undo: UndoAction) -> UndoEntry:
+        """Record the undo and the journal so far durably; returns only once the store has them."""
+        self._issued += 1  # before any await: concurrent faults get distinct ids
         record = UndoRecord(
-            undo_id=f"{self._run_id}-u{len(self._entries) + 1}",
+            undo_id=f"{self._run_id}-u{self._issued}",
             run_id=self._run_id,
-            target=service,
-            action=dict(action),
+            target=undo.service,
+            action=undo.to_json(),
             status=UndoStatus.PENDING,
             created_at_ms=self._wall_clock_ms(),
         )
@@ -82,19 +116,23 @@ class UndoLedger:
             await self._store.record_undo(record)
         except Exception as exc:
             raise InfrastructureError(
-                f"cannot record the undo of {service}, so the fault was not injected: {exc}"
+                f"cannot record the undo of {undo.service}, so the fault was not injected: {exc}"
             ) from exc
-        entry = UndoEntry(record)
+        entry = UndoEntry(record, undo)
         self._entries.append(entry)
         self._journal.record(
-            "undo.registered", undo_id=record.undo_id, service=service, action=action["action"]
+            "undo.registered",
+            undo_id=record.undo_id,
+            service=undo.service,
+            action=undo.kind.value,
         )
+        await self._journal.flush(self._store)
         return entry
 
-    async def settle(self, service: str, action: str, detail: str) -> None:
+    async def settle(self, service: str, kind: UndoKind, detail: str) -> None:
         """The scenario itself reverted ``service``'s faults of this kind: nothing left to undo."""
         for entry in self.pending:
-            if entry.service == service and entry.action == action:
+            if entry.service == service and entry.undo.kind is kind:
                 await self._finish(entry, UndoStatus.DONE, detail)
 
     async def settle_entry(self, entry: UndoEntry, detail: str) -> None:
@@ -102,26 +140,17 @@ class UndoLedger:
             await self._finish(entry, UndoStatus.DONE, detail)
 
     async def unwind(self, perform: Performer) -> list[UndoResult]:
-        """Undo every pending entry, newest first; one failure does not stop the others."""
-        results = []
-        for entry in reversed(self.pending):
+        """Undo every pending entry, newest first, through :func:`unwind_actions`."""
+
+        def started(entry: UndoEntry) -> None:
             self._journal.record(
                 "undo.started",
                 undo_id=entry.record.undo_id,
                 service=entry.service,
                 action=entry.action,
             )
-            try:
-                detail = await perform(entry)
-            except Exception as exc:
-                status, detail = UndoStatus.FAILED, str(exc) or type(exc).__name__
-            else:
-                status = UndoStatus.DONE
-            await self._finish(entry, status, detail)
-            results.append(
-                UndoResult(entry.record.undo_id, entry.service, entry.action, status.value, detail)
-            )
-        return results
+
+        return await unwind_actions(self.pending, perform, self._finish, started)
 
     async def _finish(self, entry: UndoEntry, status: UndoStatus, detail: str) -> None:
         entry.settled = True

@@ -1,5 +1,5 @@
-"""The engine's real dependencies: local processes, httpx probes, metrics scrapes, load, and
-the audit correlator (a buffered reporter and a query client)."""
+"""The engine's real dependencies: the target backends, httpx probes, metrics scrapes, load,
+and the audit correlator (a buffered reporter and a query client)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from test_coordinator.engine.ports import (
     EngineDeps,
     LoadRunner,
     Probe,
-    ProcessBackend,
 )
+from test_coordinator.guard.launcher import ProcessGuard
 from test_coordinator.ports.audit import AuditSink, Correlation
 from test_coordinator.ports.storage import RunStore
 from test_coordinator.runtime.http_client import new_http_client
@@ -27,9 +27,9 @@ from test_coordinator.runtime.load import LoadGenerator
 from test_coordinator.runtime.metrics_scrape import MetricsScrapeError, scrape_metric
 from test_coordinator.runtime.polling import DEFAULT_POLL_INTERVAL_S
 from test_coordinator.runtime.probes import CommandProbe, GrpcHealthProbe, HttpProbe, TcpProbe
-from test_coordinator.runtime.processes import LocalProcessBackend
 from test_coordinator.scenario.probes import ProbeSpec
 from test_coordinator.scenario.steps import LoadSpec
+from test_coordinator.targets.wiring import build_targets
 
 
 class RuntimeProbes:
@@ -109,9 +109,12 @@ def audit_link(url: str, run_dir: Path) -> AuditLink:
 
 @asynccontextmanager
 async def runtime_deps(
-    store: RunStore, *, poll_interval_s: float = DEFAULT_POLL_INTERVAL_S
+    store: RunStore, *, poll_interval_s: float = DEFAULT_POLL_INTERVAL_S, guard: bool = True
 ) -> AsyncIterator[EngineDeps]:
-    """Real dependencies for as long as the block runs; the HTTP client closes after it."""
+    """Real dependencies for as long as the block runs; the HTTP client closes after it.
+
+    ``guard``: each run starts a watchdog process that undoes it if this process dies.
+    """
     client = new_http_client()
 
     async def read_metric(url: str, name: str, labels: Mapping[str, str]) -> float | None:
@@ -130,18 +133,16 @@ async def runtime_deps(
             max_duration_s=spec.duration or 900.0,
         )
 
-    def backend_factory(log_dir: Path) -> ProcessBackend:
-        return LocalProcessBackend(log_dir)
-
     try:
         yield EngineDeps(
             store=store,
-            backend_factory=backend_factory,
+            targets_factory=build_targets,
             probes=RuntimeProbes(client),
             read_metric=read_metric,
             load_factory=load_factory,
             poll_interval_s=poll_interval_s,
             audit_link=audit_link,
+            guard=ProcessGuard if guard else None,
         )
     finally:
         await client.aclose()

@@ -114,13 +114,17 @@ def schema() -> None:
 
 
 def recover() -> None:
-    """Undo what a killed coordinator left (resume, restart) and mark its runs aborted."""
+    """Undo what a killed coordinator left (resume, start, remove), verify it, report the runs.
+
+    Exit 0 when everything was undone and seen restored, 3 when an undo failed.
+    """
     import asyncio
 
-    from test_coordinator.entrypoints.scenario_session import recover_command
+    from test_coordinator.entrypoints.recovery_session import recover_command
+    from test_coordinator.entrypoints.scenario_session import console_for_stdout
 
     with _no_traceback():
-        code = asyncio.run(recover_command())
+        code = asyncio.run(recover_command(console_for_stdout()))
     raise typer.Exit(code)
 
 

@@ -24,7 +24,7 @@ from test_coordinator.engine.executor import (
     new_seed,
     run_scenario,
 )
-from test_coordinator.engine.leftovers import RecoveryReport, recover_leftovers
+from test_coordinator.engine.ports import EngineDeps
 from test_coordinator.engine.results import Outcome, RunResult
 from test_coordinator.ports.storage import RunStore
 from test_coordinator.scenario.audit import AUDIT_URL_ENV
@@ -39,7 +39,7 @@ EXIT_INTERRUPTED = 130
 COMBINED_JUNIT = "junit.xml"
 
 
-class _Unavailable(Exception):
+class StoreUnavailable(Exception):
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
         self.code = code
@@ -53,7 +53,7 @@ async def open_store() -> AsyncIterator[RunStore]:
     try:
         settings = load_settings(log_level=os.environ.get("LOG_LEVEL", "WARNING"))
     except SettingsError as exc:
-        raise _Unavailable(f"invalid configuration: {exc}", EXIT_USAGE) from None
+        raise StoreUnavailable(f"invalid configuration: {exc}", EXIT_USAGE) from None
     from test_coordinator.infrastructure.logging import configure_logging
 
     configure_logging(settings)
@@ -63,7 +63,7 @@ async def open_store() -> AsyncIterator[RunStore]:
         adapter = DataAdapter.from_settings(settings)
         await adapter.start()
     except Exception as exc:
-        raise _Unavailable(f"cannot open the run store: {exc}", EXIT_INFRASTRUCTURE) from None
+        raise StoreUnavailable(f"cannot open the run store: {exc}", EXIT_INFRASTRUCTURE) from None
     try:
         yield adapter.runs
     finally:
@@ -78,33 +78,6 @@ def console_for_stdout() -> Console:
     if sys.stdout.isatty():
         return Console(highlight=False)
     return Console(highlight=False, width=PLAIN_WIDTH)
-
-
-def print_recovery(console: Console, report: RecoveryReport, *, quiet_if_empty: bool) -> None:
-    if report.empty:
-        if not quiet_if_empty:
-            console.print("recover: nothing to undo; no run was left behind")
-        return
-    for undo in report.undos:
-        console.print(
-            f"recover: run {undo.run_id}: {undo.action} {undo.detail} [{undo.status.value}]"
-        )
-    for run_id in report.aborted_runs:
-        console.print(f"recover: run {run_id} marked aborted")
-    for note in report.skipped:
-        console.print(f"recover: left alone: {note}")
-
-
-async def recover_command() -> int:
-    console = console_for_stdout()
-    try:
-        async with open_store() as store:
-            report = await recover_leftovers(store)
-    except _Unavailable as exc:
-        console.print(f"test-coordinator: {exc}", style="red")
-        return exc.code
-    print_recovery(console, report, quiet_if_empty=False)
-    return EXIT_OK if report.all_undone else EXIT_FAILED
 
 
 def _load_all(
@@ -162,12 +135,15 @@ async def run_files_with_results(
     validated = _load_all(paths, overrides, console)
     if validated is None:
         return EXIT_USAGE, []
+    from test_coordinator.engine.wiring import runtime_deps
+    from test_coordinator.entrypoints.recovery_session import print_recovery, recover_and_report
+
     try:
-        async with open_store() as store:
-            report = await recover_leftovers(store)
+        async with open_store() as store, runtime_deps(store) as deps:
+            report = await recover_and_report(store, deps)
             print_recovery(console, report, quiet_if_empty=True)
-            results = await _run_all(validated, overrides, seed, reports_dir, store, console)
-    except _Unavailable as exc:
+            results = await _run_all(validated, overrides, seed, reports_dir, deps, console)
+    except StoreUnavailable as exc:
         console.print(f"test-coordinator: {exc}", style="red")
         return exc.code, []
     if results:
@@ -184,10 +160,9 @@ async def _run_all(
     overrides: Mapping[str, str],
     seed: int | None,
     reports_dir: Path,
-    store: RunStore,
+    deps: EngineDeps,
     console: Console,
 ) -> list[RunResult]:
-    from test_coordinator.engine.wiring import runtime_deps
     from test_coordinator.reporting import write_run_reports
     from test_coordinator.reporting.terminal import Progress, print_summary
     from test_coordinator.runtime.ports_alloc import free_port
@@ -208,34 +183,33 @@ async def _run_all(
             loop.add_signal_handler(sig, on_signal, sig.name)
             installed.append(sig)
     try:
-        async with runtime_deps(store) as deps:
-            for item in validated:
-                if stop_requested:
-                    break
-                run_id = new_run_id()
-                loaded = load_scenario(
-                    item.path,
-                    overrides=overrides,
-                    allocate_port=free_port,
-                    run_id=run_id,
-                    reports_dir=reports_dir,
+        for item in validated:
+            if stop_requested:
+                break
+            run_id = new_run_id()
+            loaded = load_scenario(
+                item.path,
+                overrides=overrides,
+                allocate_port=free_port,
+                run_id=run_id,
+                reports_dir=reports_dir,
+            )
+            control = RunControl()
+            current[:] = [control]
+            options = RunOptions(
+                run_id=run_id,
+                seed=seed if seed is not None else new_seed(),
+                reports_dir=reports_dir,
+                audit_url=os.environ.get(AUDIT_URL_ENV) or None,
+            )
+            with Progress(console, loaded.name) as progress:
+                result = await run_scenario(
+                    loaded, deps, options, control=control, listeners=(progress,)
                 )
-                control = RunControl()
-                current[:] = [control]
-                options = RunOptions(
-                    run_id=run_id,
-                    seed=seed if seed is not None else new_seed(),
-                    reports_dir=reports_dir,
-                    audit_url=os.environ.get(AUDIT_URL_ENV) or None,
-                )
-                with Progress(console, loaded.name) as progress:
-                    result = await run_scenario(
-                        loaded, deps, options, control=control, listeners=(progress,)
-                    )
-                current.clear()
-                report_paths = write_run_reports(result)
-                print_summary(console, result, report_paths)
-                results.append(result)
+            current.clear()
+            report_paths = write_run_reports(result)
+            print_summary(console, result, report_paths)
+            results.append(result)
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)

@@ -283,7 +283,7 @@ def _service_lane(view: RunView, service: str, index: int, scale: _Scale, y: flo
     for start in view.starts:
         if start.service == service:
             x = scale.x(start.at_ms)
-            title = f"{service} started (pid {start.pid}, {start.step}) at {_ms(start.at_ms)}"
+            title = f"{service} started ({start.identity}, {start.step}) at {_ms(start.at_ms)}"
             parts.append(
                 _el(
                     "line",

@@ -83,7 +83,8 @@ class HealthMark:
 class ServiceStart:
     service: str
     at_ms: float
-    pid: int | None
+    identity: str
+    """Which incarnation started: ``pid 42``, a container id."""
     step: str
 
 
@@ -374,11 +375,14 @@ def _starts(events: Sequence[EventView]) -> tuple[ServiceStart, ...]:
     for event in events:
         if event.kind == "service.started":
             pid = _number(event.data.get("pid"))
+            identity = _text(event.data.get("identity")) or (
+                f"pid {int(pid)}" if pid is not None else "?"
+            )
             starts.append(
                 ServiceStart(
                     _text(event.data.get("service")),
                     event.at_ms,
-                    int(pid) if pid is not None else None,
+                    identity,
                     _text(event.data.get("step")),
                 )
             )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from test_coordinator.scenario.probes import ProbeSpec
 from test_coordinator.scenario.types import Duration, ServiceList, Strict, Text
@@ -27,16 +27,56 @@ class ProcessRun(Strict):
         return (self.command, *self.args)
 
 
-class Service(Strict):
-    """One service: how it runs (``process``), how to tell it is healthy, where its metrics are.
+class DockerRun(Strict):
+    """A container, through the Docker Engine API (Docker or Podman; ``DOCKER_HOST`` honoured).
 
-    A service without ``process`` is only observed: probes and checks may read
-    it, but no step may start, stop or signal it. ``docker`` and ``kubernetes``
-    are reserved for the backends that will follow.
+    Either an existing ``container`` (by name or id: faulted and restored, never
+    removed) or an ``image`` the run creates a container from, labelled with the
+    run id, and removes at the end.
+    """
+
+    container: Text | None = None
+    image: Text | None = None
+    name: Text | None = None
+    """The created container's name (default: ``tc-<run id>-<service>``)."""
+    command: tuple[Text, ...] | None = None
+    entrypoint: tuple[Text, ...] | None = None
+    env: dict[str, Text] = Field(default_factory=dict)
+    ports: dict[Text, int] = Field(default_factory=dict)
+    """Container port (``8080`` or ``8080/tcp``) to a host port on 127.0.0.1."""
+    network: Text | None = None
+    labels: dict[str, Text] = Field(default_factory=dict)
+    init: bool = True
+    """Run an init as PID 1 in a created container, so SIGTERM stops it."""
+    stop_grace: Duration = DEFAULT_STOP_GRACE_S
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DockerRun:
+        if (self.container is None) == (self.image is None):
+            raise ValueError("a docker service needs exactly one of container, image")
+        if self.container is not None:
+            given = [
+                key for key in ("name", "command", "network") if getattr(self, key) is not None
+            ] + [key for key in ("env", "ports", "labels") if getattr(self, key)]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)}: only for a container the run creates (image:); "
+                    "an existing container is used as it is"
+                )
+        return self
+
+
+class Service(Strict):
+    """One service: how it runs (``process`` or ``docker``), how to tell it is healthy,
+    where its metrics are.
+
+    A service with neither is only observed: probes and checks may read it, but
+    no step may start, stop or signal it. ``kubernetes`` is reserved for the
+    backend that will follow.
     """
 
     process: ProcessRun | None = None
-    docker: dict[str, Any] | None = None
+    docker: DockerRun | None = None
     kubernetes: dict[str, Any] | None = None
     health: ProbeSpec
     metrics_url: Text | None = None
@@ -46,14 +86,37 @@ class Service(Strict):
     depends_on: ServiceList | None = None
     """Setup starts this service once these services are healthy (others start at once)."""
 
-    @field_validator("docker", "kubernetes", mode="before")
+    @field_validator("kubernetes", mode="before")
     @classmethod
     def _not_supported_yet(cls, value: Any, info: Any) -> Any:
         if value is not None:
-            raise ValueError(f"{info.field_name} services are not supported yet; allowed: process")
+            raise ValueError(
+                f"{info.field_name} services are not supported yet; allowed: process, docker"
+            )
         return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Service:
+        if self.process is not None and self.docker is not None:
+            raise ValueError("a service runs either as a process or as a docker container")
+        return self
+
+    @property
+    def kind(self) -> str | None:
+        """``process`` or ``docker``: the backend that runs it; None when only observed."""
+        if self.process is not None:
+            return "process"
+        if self.docker is not None:
+            return "docker"
+        return None
 
     @property
     def managed(self) -> bool:
-        """True when the coordinator runs this service (it has a ``process``)."""
-        return self.process is not None
+        """True when the coordinator acts on this service (it has ``process`` or ``docker``)."""
+        return self.kind is not None
+
+    @property
+    def run_config(self) -> dict[str, Any]:
+        """The ``process:`` or ``docker:`` section as plain JSON (for the target backends)."""
+        section = self.process if self.process is not None else self.docker
+        return section.model_dump(mode="json", by_alias=True) if section is not None else {}

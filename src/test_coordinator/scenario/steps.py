@@ -38,6 +38,8 @@ DEFAULT_TIMEOUTS_S = {
 }
 TERMINATING_SIGNALS = frozenset({"SIGKILL", "SIGTERM", "SIGINT", "SIGQUIT"})
 """Signals after which a kill step waits for the process to exit and registers a restart as undo."""
+STOPPING_SIGNALS = frozenset({"SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU"})
+"""Signals that stop (freeze) a process: a kill step with one registers a resume as undo."""
 
 
 class StepBase(Strict):

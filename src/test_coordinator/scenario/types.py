@@ -13,13 +13,14 @@ from pydantic import (
     ConfigDict,
     Field,
     GetJsonSchemaHandler,
+    PlainSerializer,
     WithJsonSchema,
     model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from test_coordinator.scenario.durations import DURATION_PATTERN, parse_duration
+from test_coordinator.scenario.durations import DURATION_PATTERN, format_duration, parse_duration
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,62}$"
 NAME_RULE = "letters, digits, '_' and '-', starting with a letter"
@@ -46,9 +47,10 @@ Text = Annotated[str, BeforeValidator(_to_text)]
 Duration = Annotated[
     float,
     BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, when_used="json"),
     WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["250ms", "2s"]}),
 ]
-"""Seconds, written with a unit: ``250ms``, ``2s``, ``1m``."""
+"""Seconds, written with a unit: ``250ms``, ``2s``, ``1m`` (and dumped to JSON the same way)."""
 
 ServiceName = Annotated[str, Field(pattern=NAME_PATTERN)]
 VarName = Annotated[str, Field(pattern=VAR_PATTERN)]

@@ -124,11 +124,12 @@ async def _serve_until(settings: Settings, stop: asyncio.Event) -> None:
 
 async def _recover_leftovers(adapter: DataAdapter) -> None:
     """Undo what a killed coordinator left behind; never stops the service from starting."""
-    from test_coordinator.engine.leftovers import recover_leftovers
+    from test_coordinator.engine.wiring import runtime_deps
+    from test_coordinator.entrypoints.recovery_session import recover_and_report
 
     try:
-        async with asyncio.timeout(RECOVERY_DEADLINE_S):
-            report = await recover_leftovers(adapter.runs)
+        async with asyncio.timeout(RECOVERY_DEADLINE_S), runtime_deps(adapter.runs) as deps:
+            report = await recover_and_report(adapter.runs, deps)
     except (DependencyUnavailable, TimeoutError) as exc:
         log.warning("leftover faults not checked", reason=str(exc) or type(exc).__name__)
         return

@@ -1,4 +1,4 @@
-"""The local-process backend: services as child processes in their own process groups.
+"""The process supervisor: services as child processes in their own process groups.
 
 Each service runs in a new session (so a new process group whose id is the
 child's pid) with the coordinator's environment plus its own, in its own working
@@ -30,7 +30,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO
 
-from test_coordinator.runtime import procfs
+from test_coordinator.targets.process import procfs
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class _Managed:
         return self.process.returncode is None
 
 
-class LocalProcessBackend:
+class ProcessSupervisor:
     """Starts, signals and stops local processes; close() leaves none behind.
 
     ``on_exit(name, returncode)`` is called once for every exit of a process it

@@ -1,0 +1,245 @@
+"""Undo what a killed coordinator left behind, and mark its runs aborted.
+
+A coordinator killed with SIGKILL cannot run its ``finally``. Its undo records
+are still ``pending`` in the store and its run is still ``running``. The run's
+guard (see :mod:`test_coordinator.guard`) notices at once and calls
+:func:`recover_runs` for that run; ``test-coordinator recover`` and the start
+of ``run`` and ``serve`` call it for every run whose coordinator and guard are
+both gone (on this host: ``/proc/PID/stat`` missing, a zombie, or another
+process with that pid).
+
+For each such run, the targets are built again from the specs its undo records
+hold, each record's incarnation is adopted, and the records are undone newest
+first through :func:`~test_coordinator.engine.undo.unwind_actions`, the same
+path and the same verification as the run's own cleanup. Runs of a coordinator
+(or guard) that is still alive, or that ran on another host, are left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from test_coordinator.engine.identity import coordinator_alive, coordinator_identity
+from test_coordinator.engine.ports import EngineDeps
+from test_coordinator.engine.results import UndoResult
+from test_coordinator.engine.undo import UndoEntry, unwind_actions
+from test_coordinator.engine.undo_actions import UndoAction, perform
+from test_coordinator.engine.undo_verify import health_verifier
+from test_coordinator.ports.storage import (
+    JournalEvent,
+    RunRecord,
+    RunStatus,
+    RunStore,
+    UndoRecord,
+    UndoStatus,
+)
+from test_coordinator.targets.port import RunScope, TargetSpec
+
+log = logging.getLogger(__name__)
+
+LIST_LIMIT = 10_000
+RECOVERED_EVENT = "run.recovered"
+
+
+@dataclass(frozen=True, slots=True)
+class LeftoverUndo:
+    run_id: str
+    undo_id: str
+    service: str
+    action: str
+    status: UndoStatus
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryReport:
+    undos: tuple[LeftoverUndo, ...] = ()
+    aborted_runs: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.undos or self.aborted_runs or self.skipped)
+
+    @property
+    def all_undone(self) -> bool:
+        return all(u.status is UndoStatus.DONE for u in self.undos)
+
+
+async def recover_runs(
+    store: RunStore,
+    deps: EngineDeps,
+    *,
+    only: Collection[str] | None = None,
+    wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+) -> RecoveryReport:
+    """Undo the pending records of every run left behind (or only of the runs in ``only``)."""
+    pending = await store.pending_undos()
+    runs = {run.run_id: run for run in await store.list_runs(limit=LIST_LIMIT)}
+    for run_id in {u.run_id for u in pending} | set(only or ()):
+        if run_id not in runs:
+            found = await store.get_run(run_id)
+            if found is not None:
+                runs[found.run_id] = found
+    involved = {u.run_id for u in pending} | {
+        r.run_id for r in runs.values() if r.status is RunStatus.RUNNING
+    }
+    if only is not None:
+        involved &= set(only)
+    orphaned: set[str] = set()
+    skipped: list[str] = []
+    for run_id in sorted(involved):
+        why_not = _still_owned(runs.get(run_id))
+        if why_not is None:
+            orphaned.add(run_id)
+        else:
+            skipped.append(f"run {run_id}: {why_not}")
+
+    undone: list[LeftoverUndo] = []
+    for run_id in sorted(orphaned):
+        records = sorted(
+            (u for u in pending if u.run_id == run_id),
+            key=lambda u: (u.created_at_ms, u.undo_id),
+        )
+        results = await _undo_run(store, deps, run_id, records)
+        undone += [
+            LeftoverUndo(run_id, r.undo_id, r.service, r.action, UndoStatus(r.status), r.detail)
+            for r in results
+        ]
+
+    aborted = []
+    for run_id in sorted(orphaned):
+        run = runs.get(run_id)
+        if run is None or run.status is not RunStatus.RUNNING:
+            continue
+        await _mark_aborted(store, run, [u for u in undone if u.run_id == run_id], wall_clock_ms())
+        aborted.append(run_id)
+    return RecoveryReport(tuple(undone), tuple(aborted), tuple(skipped))
+
+
+def _still_owned(run: RunRecord | None) -> str | None:
+    """Why a run must be left alone (its coordinator or guard lives), or None."""
+    if run is None:
+        return None
+    coordinator = run.summary.get("coordinator")
+    alive = coordinator_alive(coordinator)
+    if alive:
+        return f"its coordinator (pid {coordinator['pid']}) still runs"  # type: ignore[index]
+    guard = run.summary.get("guard")
+    if coordinator_alive(guard) and (guard or {}).get("pid") != os.getpid():
+        return f"its guard (pid {guard['pid']}) is undoing it"  # type: ignore[index]
+    if alive is None and coordinator and run.status is RunStatus.RUNNING:
+        return f"its coordinator ran on host {coordinator.get('host')}"
+    return None
+
+
+async def _undo_run(
+    store: RunStore, deps: EngineDeps, run_id: str, records: list[UndoRecord]
+) -> list[UndoResult]:
+    entries: list[UndoEntry] = []
+    unreadable: list[UndoResult] = []
+    for record in records:
+        try:
+            entries.append(UndoEntry(record, UndoAction.from_json(record.action)))
+        except ValueError as exc:
+            detail = f"{record.target}: {exc}"
+            await store.finish_undo(record.undo_id, UndoStatus.FAILED, detail)
+            kind = str(record.action.get("action"))
+            unreadable.append(UndoResult(record.undo_id, record.target, kind, "failed", detail))
+    if not entries:
+        return unreadable
+
+    specs: dict[str, TargetSpec] = {}
+    for entry in entries:  # oldest first: the newest record's spec wins
+        specs[entry.service] = entry.undo.target
+    log_dir = next((e.undo.log_dir for e in reversed(entries) if e.undo.log_dir), ".")
+    try:
+        targets = deps.targets_factory(specs, RunScope(run_id, Path(log_dir)))
+    except Exception as exc:
+        detail = f"cannot reach the targets: {exc}"
+        results = []
+        for entry in entries:
+            await store.finish_undo(entry.record.undo_id, UndoStatus.FAILED, detail)
+            results.append(
+                UndoResult(entry.record.undo_id, entry.service, entry.action, "failed", detail)
+            )
+        return unreadable + results
+    for entry in entries:
+        if entry.undo.handle:
+            targets.adopt(entry.service, entry.undo.handle)
+    verify = health_verifier(deps.probes, deps.poll_interval_s)
+
+    async def perform_one(action: UndoAction) -> str:
+        return await perform(action, targets, verify)
+
+    async def finish(entry: UndoEntry, status: UndoStatus, detail: str) -> None:
+        await store.finish_undo(entry.record.undo_id, status, detail)
+
+    try:
+        results = await unwind_actions(entries, perform_one, finish)
+    finally:
+        try:
+            await targets.close()
+        except Exception as exc:
+            log.warning("run %s: closing its targets after recovery: %s", run_id, exc)
+    return unreadable + results
+
+
+async def _mark_aborted(
+    store: RunStore, run: RunRecord, undone: list[LeftoverUndo], now_ms: int
+) -> None:
+    reason = "the coordinator stopped before the run ended; recovered by pid " + str(os.getpid())
+    failed = [u for u in undone if u.status is not UndoStatus.DONE]
+    await store.save_run(
+        replace(
+            run,
+            status=RunStatus.ABORTED,
+            ended_at_ms=now_ms,
+            summary={
+                **run.summary,
+                "outcome": "aborted",
+                "reason": reason,
+                "exit_code": 3,
+                "recovered_by": coordinator_identity(),
+                "recovered_undos": [f"{u.action} {u.service}: {u.detail}" for u in undone],
+                "undo_failed": bool(failed),
+            },
+        )
+    )
+    events = await store.events(run.run_id)
+    seq = max((event.seq for event in events), default=0) + 1
+    at_ms = max(now_ms - run.started_at_ms, 0)
+    await store.append_events(
+        [
+            JournalEvent(
+                run_id=run.run_id,
+                seq=seq,
+                at_ms=at_ms,
+                kind=RECOVERED_EVENT,
+                data={
+                    "status": RunStatus.ABORTED.value,
+                    "reason": reason,
+                    "undos": [_undo_json(u) for u in undone],
+                },
+            )
+        ]
+    )
+
+
+def _undo_json(undo: LeftoverUndo) -> Mapping[str, Any]:
+    return {
+        "undo_id": undo.undo_id,
+        "service": undo.service,
+        "action": undo.action,
+        "status": undo.status.value,
+        "detail": undo.detail,
+    }
+
+
+__all__ = ["LeftoverUndo", "RecoveryReport", "recover_runs"]

@@ -1,0 +1,33 @@
+"""How an undone ``start`` is verified: the service's own health probe, within its start timeout."""
+
+from __future__ import annotations
+
+from test_coordinator.engine.ports import ProbeFactory
+from test_coordinator.engine.undo_actions import HealthCheck, UndoAction, UndoFailed
+from test_coordinator.runtime.polling import DeadlineExceeded, wait_until
+from test_coordinator.runtime.probes import ProbeResult
+from test_coordinator.scenario.durations import format_duration
+from test_coordinator.scenario.probes import ProbeSpec
+
+
+def health_verifier(probes: ProbeFactory, interval_s: float) -> HealthCheck:
+    async def healthy(action: UndoAction) -> str:
+        if action.health is None:
+            raise UndoFailed(f"{action.service}: no health probe was recorded; cannot verify it")
+        probe = probes.probe(ProbeSpec.model_validate(action.health))
+
+        async def once() -> ProbeResult:
+            outcome = await probe.check()
+            return ProbeResult(outcome.ok, outcome.value, outcome.detail, outcome.latency_ms)
+
+        try:
+            await wait_until(once, deadline_s=action.start_timeout_s, interval_s=interval_s)
+        except DeadlineExceeded as exc:
+            last = exc.last.detail if exc.last is not None else "no answer"
+            raise UndoFailed(
+                f"{action.service} not healthy within "
+                f"{format_duration(action.start_timeout_s)}; last: {last}"
+            ) from None
+        return "healthy"
+
+    return healthy

@@ -1,0 +1,83 @@
+"""Recovery after a crash, for every caller: the guard, ``recover``, ``run`` and ``serve``.
+
+Undo what dead coordinators left (:func:`~test_coordinator.engine.recovery.recover_runs`),
+then write each aborted run's journal.json, junit.xml and report.html.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+
+from rich.console import Console
+
+from test_coordinator.engine.ports import EngineDeps
+from test_coordinator.engine.recovery import RecoveryReport, recover_runs
+from test_coordinator.ports.storage import RunStore
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_UNDO_FAILED = 3
+
+
+async def recover_and_report(
+    store: RunStore, deps: EngineDeps, *, only: Collection[str] | None = None
+) -> RecoveryReport:
+    from test_coordinator.reporting.aborted import write_aborted_reports
+
+    report = await recover_runs(store, deps, only=only)
+    for run_id in report.aborted_runs:
+        try:
+            await write_aborted_reports(store, run_id)
+        except Exception as exc:
+            log.warning("run %s: reports of the aborted run not written: %s", run_id, exc)
+    return report
+
+
+def print_recovery(console: Console, report: RecoveryReport, *, quiet_if_empty: bool) -> None:
+    if report.empty:
+        if not quiet_if_empty:
+            console.print("recover: nothing to undo; no run was left behind")
+        return
+    for undo in report.undos:
+        console.print(
+            f"recover: run {undo.run_id}: {undo.action} {undo.service}: {undo.detail} "
+            f"[{undo.status.value}]",
+            markup=False,
+        )
+    for run_id in report.aborted_runs:
+        console.print(f"recover: run {run_id} marked aborted; reports written", markup=False)
+    for note in report.skipped:
+        console.print(f"recover: left alone: {note}", markup=False)
+
+
+async def recover_command(console: Console) -> int:
+    """``test-coordinator recover``: 0 when everything left behind was undone and verified."""
+    from test_coordinator.engine.wiring import runtime_deps
+    from test_coordinator.entrypoints.scenario_session import StoreUnavailable, open_store
+
+    try:
+        async with open_store() as store, runtime_deps(store) as deps:
+            report = await recover_and_report(store, deps)
+    except StoreUnavailable as exc:
+        console.print(f"test-coordinator: {exc}", style="red")
+        return exc.code
+    print_recovery(console, report, quiet_if_empty=False)
+    return EXIT_OK if report.all_undone else EXIT_UNDO_FAILED
+
+
+async def recover_in_guard(run_id: str) -> int:
+    """The guard's work once its coordinator died: undo that one run and report it."""
+    from test_coordinator.engine.wiring import runtime_deps
+    from test_coordinator.entrypoints.scenario_session import StoreUnavailable, open_store
+
+    console = Console(highlight=False, width=140)
+    try:
+        async with open_store() as store, runtime_deps(store) as deps:
+            report = await recover_and_report(store, deps, only={run_id})
+    except StoreUnavailable as exc:
+        console.print(f"guard: {exc}")
+        return exc.code
+    print_recovery(console, report, quiet_if_empty=False)
+    return EXIT_OK if report.all_undone else EXIT_UNDO_FAILED

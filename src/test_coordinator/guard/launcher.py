@@ -1,0 +1,70 @@
+"""Start a run's guard and, when the run ends normally, stand it down."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from test_coordinator.targets.process import procfs
+
+DONE = b"done\n"
+STAND_DOWN_WAIT_S = 5.0
+LOG_FILE = "guard.log"
+
+
+class ProcessGuard:
+    """One run's guard process. :meth:`arm` starts it; :meth:`disarm` stands it down."""
+
+    def __init__(self, run_id: str, run_dir: Path) -> None:
+        self._run_id = run_id
+        self._run_dir = run_dir
+        self._writer: int | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def arm(self) -> dict[str, Any]:
+        """Start the guard; its identity (host, pid, start time) for the run record."""
+        self._run_dir.mkdir(parents=True, exist_ok=True)
+        reader, writer = os.pipe()  # both ends non-inheritable: no service gets a copy
+        try:
+            with (self._run_dir / LOG_FILE).open("ab") as log:
+                self._process = subprocess.Popen(
+                    [sys.executable, "-m", "test_coordinator.guard", self._run_id],
+                    stdin=reader,
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,
+                    close_fds=True,
+                )
+        except BaseException:
+            os.close(writer)
+            raise
+        finally:
+            os.close(reader)
+        self._writer = writer
+        pid = self._process.pid
+        stat = procfs.read_stat(pid)
+        return {
+            "host": socket.gethostname(),
+            "pid": pid,
+            "start_ticks": stat.start_ticks if stat is not None else None,
+        }
+
+    def disarm(self) -> None:
+        """Tell the guard the run ended cleanly and wait (bounded) for it to exit."""
+        if self._writer is None:
+            return
+        writer, self._writer = self._writer, None
+        with contextlib.suppress(OSError):
+            os.write(writer, DONE)
+        os.close(writer)
+        if self._process is not None:
+            try:
+                self._process.wait(STAND_DOWN_WAIT_S)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(STAND_DOWN_WAIT_S)

@@ -1,0 +1,1 @@
+"""The ``process`` backend: services as local processes in their own process groups."""

@@ -1,0 +1,238 @@
+"""The ``process`` backend: services as local processes, behind the target port.
+
+Built from the services' ``process:`` sections. Each service runs through the
+:class:`~test_coordinator.targets.process.supervisor.ProcessSupervisor` (its own
+process group, logs appended to files) with the run marker in its environment,
+so :meth:`remove` and a recovery after a crash find every process the run
+started, including the ones that left the group.
+
+After a crash, a backend built from the undo log :meth:`adopt`\\s the
+incarnation a record names (pid and start time): it resumes exactly that
+process, never another one that reused its pid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Awaitable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from test_coordinator.scenario.inventory import ProcessRun
+from test_coordinator.targets.port import RunScope, TargetError, TargetSpec, TargetState
+from test_coordinator.targets.process import procfs
+from test_coordinator.targets.process.marker import marker_env, terminate_marked
+from test_coordinator.targets.process.supervisor import (
+    KILL_WAIT_S,
+    BackendError,
+    ProcessSpec,
+    ProcessSupervisor,
+)
+
+KIND = "process"
+T = TypeVar("T")
+RESUME_CONFIRM_S = 2.0
+_POLL_S = 0.005
+
+
+def process_spec(name: str, config: Mapping[str, Any], run_id: str | None) -> ProcessSpec:
+    """The supervisor's spec for a ``process:`` section (as dumped from the scenario)."""
+    run = ProcessRun.model_validate(dict(config))
+    env = dict(run.env)
+    if run_id is not None:
+        env.update(marker_env(run_id, name))
+    return ProcessSpec(
+        name=name,
+        command=run.argv,
+        env=env,
+        cwd=Path(run.cwd) if run.cwd else None,
+        stop_grace_s=run.stop_grace,
+    )
+
+
+class ProcessBackend:
+    kind = KIND
+
+    def __init__(self, specs: Mapping[str, TargetSpec], scope: RunScope) -> None:
+        self._scope = scope
+        self._specs = {
+            name: process_spec(name, spec.config, scope.run_id) for name, spec in specs.items()
+        }
+        self._supervisor = ProcessSupervisor(scope.log_dir)
+        self._adopted: dict[str, procfs.ProcStat] = {}
+
+    @property
+    def supervisor(self) -> ProcessSupervisor:
+        return self._supervisor
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def start(self, name: str) -> str:
+        self._adopted.pop(name, None)
+        pid = await _translated(self._supervisor.start(self._spec(name)))
+        return f"pid {pid}"
+
+    async def stop(self, name: str, grace_s: float | None = None) -> None:
+        if name in self._adopted:
+            await self._stop_adopted(name, grace_s)
+            return
+        await _translated(self._supervisor.stop(name, grace_s))
+
+    async def restart(self, name: str) -> str:
+        pid = await _translated(self._supervisor.restart(name))
+        return f"pid {pid}"
+
+    async def signal(self, name: str, signum: int) -> None:
+        await _translated(self._supervisor.kill(name, signum))
+
+    async def pause(self, name: str) -> None:
+        await _translated(self._supervisor.pause(name))
+
+    async def resume(self, name: str) -> None:
+        pid = self._pid(name)
+        if pid is None:
+            raise TargetError(f"{name}: not running; nothing to resume")
+        if name in self._adopted:
+            _send_group(pid, signal.SIGCONT)
+        else:
+            await _translated(self._supervisor.resume(name))
+        await self._confirm_resumed(name, pid)
+
+    async def _confirm_resumed(self, name: str, pid: int) -> None:
+        deadline = time.monotonic() + RESUME_CONFIRM_S
+        while True:
+            stopped = [m.pid for m in procfs.group_members(pid) if m.is_stopped]
+            if not stopped:
+                return
+            if time.monotonic() >= deadline:
+                raise TargetError(
+                    f"{name}: pids {stopped} still stopped {RESUME_CONFIRM_S:g} s after SIGCONT"
+                )
+            await asyncio.sleep(_POLL_S)
+
+    async def _stop_adopted(self, name: str, grace_s: float | None) -> None:
+        stat = self._adopted[name]
+        grace = self._spec(name).stop_grace_s if grace_s is None else grace_s
+        if _same_process(stat) is None:
+            return
+        _send_group(stat.pid, signal.SIGTERM)
+        _send_group(stat.pid, signal.SIGCONT)
+        if await _gone_within(stat, grace):
+            return
+        _send_group(stat.pid, signal.SIGKILL)
+        if not await _gone_within(stat, KILL_WAIT_S):
+            raise TargetError(f"{name}: pid {stat.pid} still not gone after SIGKILL")
+
+    async def remove(self, name: str) -> str:
+        """Stop the service, then every process that carries its marker; verified gone."""
+        pid = self._pid(name)
+        await self.stop(name)
+        grace = self._spec(name).stop_grace_s
+        try:
+            escaped = await terminate_marked(self._scope.run_id, name, grace)
+        except TimeoutError as exc:
+            raise TargetError(f"{name}: {exc}") from exc
+        done = f"{name} stopped (pid {pid})" if pid is not None else f"{name} was not running"
+        if escaped:
+            done += f"; also stopped {len(escaped)} process(es) it left behind: {escaped}"
+        return done
+
+    async def close(self) -> None:
+        try:
+            await self._supervisor.close()
+        except BackendError as exc:
+            raise TargetError(str(exc)) from exc
+        try:
+            await terminate_marked(self._scope.run_id, None, 1.0)
+        except TimeoutError as exc:
+            raise TargetError(str(exc)) from exc
+
+    # -- queries -----------------------------------------------------------
+
+    def state(self, name: str) -> TargetState:
+        adopted = self._adopted.get(name)
+        if adopted is not None:
+            now = _same_process(adopted)
+            if now is None:
+                return TargetState.EXITED
+            return TargetState.PAUSED if now.is_stopped else TargetState.RUNNING
+        return TargetState(self._supervisor.state(name).value)
+
+    def identity(self, name: str) -> str | None:
+        pid = self._pid(name)
+        return f"pid {pid}" if pid is not None else None
+
+    def handle(self, name: str) -> dict[str, Any]:
+        pid = self._pid(name)
+        stat = procfs.read_stat(pid) if pid is not None else None
+        return {"pid": pid, "start_ticks": stat.start_ticks if stat is not None else None}
+
+    def adopt(self, name: str, handle: Mapping[str, Any]) -> None:
+        pid, ticks = handle.get("pid"), handle.get("start_ticks")
+        if not isinstance(pid, int):
+            return
+        stat = procfs.read_stat(pid)
+        if stat is None or stat.is_zombie or (ticks is not None and stat.start_ticks != ticks):
+            # Gone, or the pid now belongs to another process: nothing of ours to act on.
+            stat = procfs.ProcStat(pid, "X", 0, pid, 0, int(ticks) if ticks is not None else -1)
+        self._adopted[name] = stat
+
+    def log_paths(self, name: str) -> list[Path]:
+        return self._supervisor.log_paths(name)
+
+    async def sync_logs(self, name: str) -> None:
+        return None
+
+    def owns(self, name: str) -> bool:
+        return True
+
+    def exit_code(self, name: str) -> int | None:
+        return self._supervisor.exit_code(name)
+
+    def _pid(self, name: str) -> int | None:
+        adopted = self._adopted.get(name)
+        if adopted is not None:
+            return adopted.pid if _same_process(adopted) is not None else None
+        return self._supervisor.pid(name)
+
+    def _spec(self, name: str) -> ProcessSpec:
+        try:
+            return self._specs[name]
+        except KeyError:
+            raise TargetError(f"{name}: not a process service") from None
+
+
+def _same_process(stat: procfs.ProcStat) -> procfs.ProcStat | None:
+    """The process now at ``stat.pid`` if it is still the same one and alive, else None."""
+    now = procfs.read_stat(stat.pid)
+    if now is None or now.is_zombie or now.start_ticks != stat.start_ticks:
+        return None
+    return now
+
+
+async def _gone_within(stat: procfs.ProcStat, timeout_s: float) -> bool:
+    deadline = time.monotonic() + max(timeout_s, 0.0)
+    while _same_process(stat) is not None:
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(_POLL_S)
+    return True
+
+
+def _send_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        pass
+    except PermissionError as exc:
+        raise TargetError(f"cannot signal process group {pgid}: {exc}") from exc
+
+
+async def _translated(call: Awaitable[T]) -> T:
+    try:
+        return await call
+    except BackendError as exc:
+        raise TargetError(str(exc), infrastructure=isinstance(exc.__cause__, OSError)) from exc
