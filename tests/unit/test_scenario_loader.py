@@ -129,7 +129,7 @@ def test_unknown_service_reported_alongside_structural_errors() -> None:
 def test_an_observed_service_cannot_be_faulted() -> None:
     [found] = problems("steps:\n  - kill: feed\n")
 
-    assert "service 'feed' has no process" in found
+    assert "service 'feed' is only observed (no process: or docker:)" in found
 
 
 def test_kubernetes_is_reserved() -> None:

@@ -35,7 +35,6 @@ from test_coordinator.engine.control import (
     new_seed,
 )
 from test_coordinator.engine.errors import InfrastructureError, StepFailed
-from test_coordinator.engine.fault_steps import start_service
 from test_coordinator.engine.identity import coordinator_identity
 from test_coordinator.engine.journal import Journal, Listener, RunClock
 from test_coordinator.engine.ports import EngineDeps, RunGuard
@@ -53,6 +52,7 @@ from test_coordinator.engine.tasks import gather_first_error, run_to_completion
 from test_coordinator.engine.undo import UndoLedger
 from test_coordinator.engine.undo_actions import UndoAction, perform
 from test_coordinator.engine.undo_verify import health_verifier
+from test_coordinator.faults.acting import record_started, start_service
 from test_coordinator.ports.storage import RunRecord, RunStatus
 from test_coordinator.runtime.polling import DeadlineExceeded, wait_until
 from test_coordinator.runtime.probes import ProbeResult
@@ -359,13 +359,7 @@ class _Run:
     async def _start_service(self, ctx: RunContext, name: str) -> None:
         service = self.model.services[name]
         identity = await start_service(ctx, name)
-        self.journal.record(
-            "service.started",
-            service=name,
-            identity=identity,
-            step="setup",
-            **ctx.targets.handle(name),
-        )
+        record_started(ctx, name, identity, "setup")
         probe = ctx.checker.health_probe(name)
 
         async def healthy() -> ProbeResult:

@@ -194,7 +194,9 @@ async def _undo_run(
 async def _mark_aborted(
     store: RunStore, run: RunRecord, undone: list[LeftoverUndo], now_ms: int
 ) -> None:
-    reason = "the coordinator stopped before the run ended; recovered by pid " + str(os.getpid())
+    guard = run.summary.get("guard") or {}
+    who = "its guard" if guard.get("pid") == os.getpid() else "a later recovery"
+    reason = f"the coordinator died before the run ended; undone by {who} (pid {os.getpid()})"
     failed = [u for u in undone if u.status is not UndoStatus.DONE]
     await store.save_run(
         replace(

@@ -1,4 +1,5 @@
-"""How each kind of step runs. Every fault registers its undo before it is injected."""
+"""How each kind of step runs; the faults are in :mod:`test_coordinator.faults`. Every fault
+registers its undo before it is injected."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from test_coordinator.engine import fault_steps
 from test_coordinator.engine.context import RunContext
 from test_coordinator.engine.errors import ConditionViolated, InfrastructureError, StepFailed
 from test_coordinator.engine.results import Status, StepResult
 from test_coordinator.engine.tasks import first_error
+from test_coordinator.faults import ACTIONS
 from test_coordinator.runtime.polling import DeadlineExceeded, wait_until
 from test_coordinator.scenario.durations import format_duration
 from test_coordinator.scenario.probes import Condition
@@ -235,12 +236,7 @@ async def _group(
 
 
 _HANDLERS: dict[str, Handler] = {
-    "start": fault_steps.start_step,
-    "stop": fault_steps.stop_step,
-    "restart": fault_steps.restart_step,
-    "kill": fault_steps.kill_step,
-    "pause": fault_steps.pause_step,
-    "resume": fault_steps.resume_step,
+    **{key: action.inject for key, action in ACTIONS.items()},
     "wait": _wait,
     "expect": _expect,
     "always": _always,

@@ -386,7 +386,8 @@ def _undos(view: RunView) -> str:
         )
         head = "<tr><th>Service</th><th>Undo</th><th>Status</th><th>Detail</th></tr>"
         body = f"<table>{head}{rows}</table>"
-    return f'<section id="undo"><h2>Undo at the end</h2>{body}</section>'
+    title = "Undone by the guard or recover" if view.outcome == "aborted" else "Undo at the end"
+    return f'<section id="undo"><h2>{title}</h2>{body}</section>'
 
 
 def _events(view: RunView) -> str:

@@ -35,7 +35,7 @@ code, pre, .mono {
 .verdict.failed, .verdict.deviated, .verdict.timed-out, .verdict.not-started {
   background: var(--failed); }
 .verdict.error { background: var(--error); }
-.verdict.interrupted, .verdict.unknown { background: #9a6700; }
+.verdict.interrupted, .verdict.aborted, .verdict.unknown { background: #9a6700; }
 .summary { display: flex; flex-wrap: wrap; gap: 8px 24px; margin: 8px 0 0; }
 .summary div { white-space: nowrap; }
 table { border-collapse: collapse; width: 100%; margin: 6px 0; }

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import shlex
 
+from test_coordinator.faults import ACTIONS, FAULT_KINDS
 from test_coordinator.scenario.checks import describe_check_text
 from test_coordinator.scenario.durations import format_duration
 from test_coordinator.scenario.loader import BUILTIN_VARIABLES, LoadedScenario
 from test_coordinator.scenario.probes import describe_probe
-from test_coordinator.scenario.steps import FAULT_KINDS
 from test_coordinator.scenario.timeline import choose_targets, plan_steps, step_names
 
 
@@ -42,8 +42,15 @@ def render_plan(loaded: LoadedScenario, seed: int | None) -> str:
             how = "process: " + shlex.join(run.argv)
             if run.cwd:
                 how += f"  (in {run.cwd})"
+        elif service.docker is not None:
+            docker = service.docker
+            how = (
+                f"docker: existing container {docker.container} (restored, never removed)"
+                if docker.container is not None
+                else f"docker: a container of image {docker.image}, created and removed by the run"
+            )
         else:
-            how = "observed only (no process)"
+            how = "observed only (no process: or docker:)"
         lines.append(f"  {name}: {how}")
         lines.append(f"    health: {describe_probe(service.health)}")
         if service.metrics_url:
@@ -61,7 +68,7 @@ def render_plan(loaded: LoadedScenario, seed: int | None) -> str:
                 f"  a fault on {name} must be observed by: {', '.join(observers) or 'nobody'}"
             )
 
-    started = [n for n, s in model.services.items() if s.process is not None and s.autostart]
+    started = [n for n, s in model.services.items() if s.managed and s.autostart]
     lines += ["", "Timeline:"]
     lines.append(f"  setup    start {', '.join(started) or 'nothing'}; wait until each is healthy")
     for condition in model.steady_state:
@@ -76,7 +83,7 @@ def render_plan(loaded: LoadedScenario, seed: int | None) -> str:
         if getattr(spec, "random", False):
             note = f"  [random from {', '.join(spec.services)}]"  # type: ignore[union-attr]
         if item.kind in FAULT_KINDS:
-            note += "  [fault: undo registered first; recovery measured]"
+            note += f"  [fault: undo ({ACTIONS[item.kind].undo}) recorded first; recovery measured]"
             if model.audit is not None:
                 note += "  [reported to the audit correlator]"
         lines.append(
@@ -87,7 +94,10 @@ def render_plan(loaded: LoadedScenario, seed: int | None) -> str:
         lines.append(f"  steady   {condition.describe()}  (after the last step)")
     for index, check in enumerate(model.checks, start=1):
         lines.append(f"  check {index}  {describe_check_text(check)}")
-    lines.append("  undo     every fault still in effect, newest first; then stop every service")
+    lines.append(
+        "  undo     every fault still in effect, newest first, each verified; then remove "
+        "what the run created"
+    )
     hidden = [name for name in BUILTIN_VARIABLES if name in loaded.values]
     if hidden:
         lines += ["", "Built-in variables: " + ", ".join(f"${{{name}}}" for name in hidden)]

@@ -88,8 +88,8 @@ class _Checker:
         elif managed and not service.managed:
             self.report(
                 path,
-                f"service '{name}' has no process: steps may probe it but not start, stop or "
-                "signal it; allowed: services with process:",
+                f"service '{name}' is only observed (no process: or docker:): steps may probe "
+                "it but not start, stop or signal it; allowed: services with process: or docker:",
             )
 
     def _condition(self, path: Path, condition: Condition) -> None:
@@ -112,7 +112,7 @@ class _Checker:
                     self.report(
                         path,
                         f"'{dependency}' is not started by setup, so '{name}' would never start; "
-                        "allowed: services with process: and autostart: true",
+                        "allowed: services with process: or docker: and autostart: true",
                     )
         cycle = _dependency_cycle(
             {n: tuple(s.depends_on or ()) for n, s in self.scenario.services.items()}

@@ -2,19 +2,21 @@
 
 Each step is a mapping with exactly one action key (``restart: api``) and
 optional ``name`` and ``timeout``. Every step has a timeout: the one written, or
-the default for its kind (:func:`default_timeout`).
+the default for its kind (:func:`default_timeout`). The steps that act on
+targets (faults, and ``start``/``resume``) are defined in :mod:`test_coordinator.faults`.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Union
 
 from pydantic import Discriminator, Field, Tag, model_validator
 
+from test_coordinator.faults import ACTIONS, FAULT_KINDS
 from test_coordinator.scenario.probes import Condition
+from test_coordinator.scenario.step_base import StepBase
 from test_coordinator.scenario.types import (
     Duration,
-    SignalName,
     Strict,
     Targets,
     Text,
@@ -27,68 +29,10 @@ DEFAULT_EXPECT_WITHIN_S = 10.0
 DEFAULT_ALWAYS_EVERY_S = 0.1
 TIMEOUT_SLACK_S = 5.0
 DEFAULT_TIMEOUTS_S = {
-    "start": 30.0,
-    "stop": 30.0,
-    "restart": 60.0,
-    "kill": 15.0,
-    "pause": 10.0,
-    "resume": 10.0,
+    **{key: action.default_timeout_s for key, action in ACTIONS.items()},
     "probe": 15.0,
     "background": 5.0,
 }
-TERMINATING_SIGNALS = frozenset({"SIGKILL", "SIGTERM", "SIGINT", "SIGQUIT"})
-"""Signals after which a kill step waits for the process to exit and registers a restart as undo."""
-STOPPING_SIGNALS = frozenset({"SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU"})
-"""Signals that stop (freeze) a process: a kill step with one registers a resume as undo."""
-
-
-class StepBase(Strict):
-    name: Text | None = None
-    timeout: Duration | None = None
-
-
-class StartStep(StepBase):
-    """Start the services that are not running (running ones are left as they are).
-
-    Returns once the processes run; follow with ``expect`` to wait for health.
-    """
-
-    start: Targets
-
-
-class StopStep(StepBase):
-    """SIGTERM, ``grace`` (default: the service's ``stop_grace``), then SIGKILL."""
-
-    stop: Targets
-    grace: Duration | None = None
-
-
-class RestartStep(StepBase):
-    """Stop then start; recovery is measured from the stop to the first healthy probe."""
-
-    restart: Targets
-
-
-class KillStep(StepBase):
-    """Send a signal to the service's process group (default SIGKILL).
-
-    After SIGKILL, SIGTERM, SIGINT or SIGQUIT the step waits until the process has
-    exited, and its recovery is measured (from the signal to the first healthy
-    probe of a new process, once something starts it again).
-    """
-
-    kill: Targets
-    signal: SignalName = "SIGKILL"
-
-
-class PauseStep(StepBase):
-    """SIGSTOP the service's process group; a later ``resume`` (or the undo) continues it."""
-
-    pause: Targets
-
-
-class ResumeStep(StepBase):
-    resume: Targets
 
 
 class WaitStep(StepBase):
@@ -166,12 +110,7 @@ class ParallelStep(StepBase):
 
 
 STEP_TYPES: dict[str, type[StepBase]] = {
-    "start": StartStep,
-    "stop": StopStep,
-    "restart": RestartStep,
-    "kill": KillStep,
-    "pause": PauseStep,
-    "resume": ResumeStep,
+    **{key: action.model for key, action in ACTIONS.items()},
     "wait": WaitStep,
     "expect": ExpectStep,
     "always": AlwaysStep,
@@ -180,33 +119,26 @@ STEP_TYPES: dict[str, type[StepBase]] = {
     "parallel": ParallelStep,
 }
 STEP_KINDS = tuple(STEP_TYPES)
-FAULT_KINDS = frozenset({"stop", "restart", "kill", "pause"})
-TARGETED_KINDS = ("start", "stop", "restart", "kill", "pause", "resume")
+TARGETED_KINDS = tuple(ACTIONS)
 
 
 def step_kind(step: StepBase) -> str:
     return kind_of(step, STEP_TYPES)
 
 
-Step = Annotated[
-    Annotated[StartStep, Tag("step:start")]
-    | Annotated[StopStep, Tag("step:stop")]
-    | Annotated[RestartStep, Tag("step:restart")]
-    | Annotated[KillStep, Tag("step:kill")]
-    | Annotated[PauseStep, Tag("step:pause")]
-    | Annotated[ResumeStep, Tag("step:resume")]
-    | Annotated[WaitStep, Tag("step:wait")]
-    | Annotated[ExpectStep, Tag("step:expect")]
-    | Annotated[AlwaysStep, Tag("step:always")]
-    | Annotated[ProbeStep, Tag("step:probe")]
-    | Annotated[BackgroundStep, Tag("step:background")]
-    | Annotated[ParallelStep, Tag("step:parallel")],
-    Discriminator(
-        key_discriminator("step", StepBase, STEP_TYPES),
-        custom_error_type="step_kind",
-        custom_error_message="a step needs exactly one action key",
-    ),
-]
+if TYPE_CHECKING:
+    Step = StepBase
+else:
+    Step = Annotated[
+        Union[  # noqa: UP007 - a Union built from the registry, not written out
+            tuple(Annotated[model, Tag(f"step:{key}")] for key, model in STEP_TYPES.items())
+        ],
+        Discriminator(
+            key_discriminator("step", StepBase, STEP_TYPES),
+            custom_error_type="step_kind",
+            custom_error_message="a step needs exactly one action key",
+        ),
+    ]
 """One step; which model is chosen by its action key (tags are ``step:<kind>``)."""
 
 ParallelStep.model_rebuild()
@@ -236,3 +168,6 @@ def default_timeout(step: StepBase) -> float:
 
 def effective_timeout(step: StepBase) -> float:
     return step.timeout if step.timeout is not None else default_timeout(step)
+
+
+__all__ = ["FAULT_KINDS", "STEP_KINDS", "STEP_TYPES", "TARGETED_KINDS", "Step", "StepBase"]

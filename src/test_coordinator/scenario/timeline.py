@@ -11,12 +11,12 @@ import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+from test_coordinator.faults import ACTIONS
 from test_coordinator.scenario.durations import format_duration
 from test_coordinator.scenario.steps import (
     AlwaysStep,
     BackgroundStep,
     ExpectStep,
-    KillStep,
     ParallelStep,
     ProbeStep,
     StepBase,
@@ -74,11 +74,9 @@ def describe_step(step: StepBase, targets: tuple[str, ...] = ()) -> str:
     if step.name:
         return step.name
     kind = step_kind(step)
-    names = ", ".join(targets)
-    if isinstance(step, KillStep):
-        return f"kill {names} with {step.signal}"
-    if targets_of(step) is not None:
-        return f"{kind} {names}"
+    action = ACTIONS.get(kind)
+    if action is not None:
+        return action.describe(step, ", ".join(targets))
     if isinstance(step, WaitStep):
         return f"wait {format_duration(step.wait)}"
     if isinstance(step, ExpectStep):
