@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 import httpx
@@ -31,6 +31,13 @@ def samples(metrics: PrometheusMetrics) -> list[Sample]:
     body, _ = metrics.render()
     families = text_string_to_metric_families(body.decode())
     return [sample for family in families for sample in family.samples]
+
+
+async def settled(read: Callable[[], float], timeout_s: float = 5.0) -> None:
+    """Until ``read()`` is non-zero (a recording made just after the client's answer)."""
+    async with asyncio.timeout(timeout_s):
+        while not read():  # noqa: ASYNC110 - polling a counter, with a deadline
+            await asyncio.sleep(0.001)
 
 
 def value(metrics: PrometheusMetrics, name: str, **labels: str) -> float:
@@ -261,6 +268,11 @@ class TestGrpcMetrics:
         handled = "test_coordinator_grpc_server_handled_total"
         timed = "test_coordinator_grpc_server_handling_seconds_count"
         assert value(metrics, handled, grpc_method=HEALTH_CHECK, grpc_code="OK") == 2
+        # context.abort() sends the status before the server-side handler unwinds, so
+        # the client can see NOT_FOUND a moment before the interceptor records it.
+        await settled(
+            lambda: value(metrics, handled, grpc_method=HEALTH_CHECK, grpc_code="NOT_FOUND")
+        )
         assert value(metrics, handled, grpc_method=HEALTH_CHECK, grpc_code="NOT_FOUND") == 1
         assert value(metrics, timed, grpc_method=HEALTH_CHECK, grpc_code="OK", **CONSTANT) == 2
 
