@@ -309,3 +309,22 @@ async def test_sync_logs_writes_stdout_and_stderr_apart(scope: RunScope, run_id:
     finally:
         await backend.close()
     assert run_containers(run_id) == []
+
+
+async def test_stop_with_a_chosen_signal(scope: RunScope, run_id: str, sdk: Any) -> None:
+    """``stop`` with SIGINT reaches the container's process (exit 7 on INT), not SIGTERM."""
+    script = "trap 'exit 7' INT; trap '' TERM; while :; do sleep 0.1; done"
+    specs = docker_specs(
+        job=docker_run(image=BUSYBOX, command=["sh", "-c", script], stop_grace="5s")
+    )
+    backend = DockerBackend(specs, scope)
+    try:
+        await backend.start("job")
+
+        await backend.stop("job", signum=signal.SIGINT)
+
+        assert backend.state("job") is TargetState.EXITED
+        [name] = run_containers(run_id)
+        assert 7 == sdk.containers.get(name).attrs["State"]["ExitCode"]
+    finally:
+        await backend.close()

@@ -156,6 +156,20 @@ async def test_stop_kills_what_ignores_sigterm_after_the_grace(
     assert 0.3 <= took < 3.0
 
 
+async def test_stop_with_a_chosen_first_signal(backend: ProcessSupervisor) -> None:
+    """``stop`` with SIGINT: a shell that exits 7 on INT (and ignores TERM) exits 7."""
+    spec = ProcessSpec(
+        "ctrl-c",
+        ("sh", "-c", "trap 'exit 7' INT; trap '' TERM; while :; do sleep 0.05; done"),
+        stop_grace_s=3.0,
+    )
+    await backend.start(spec)
+
+    await backend.stop("ctrl-c", first=signal.SIGINT)
+
+    assert backend.exit_code("ctrl-c") == 7
+
+
 async def test_stop_of_a_paused_service_lets_it_handle_sigterm(
     backend: ProcessSupervisor, client: httpx.AsyncClient
 ) -> None:

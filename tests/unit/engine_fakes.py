@@ -104,8 +104,10 @@ class FakeBackend:
         self.pids[name] = next(self._pids)
         return f"pid {self.pids[name]}"
 
-    async def stop(self, name: str, grace_s: float | None = None) -> None:
-        self.calls.append(("stop", name))
+    async def stop(
+        self, name: str, grace_s: float | None = None, signum: int | None = None
+    ) -> None:
+        self.calls.append(("stop", name) if signum is None else (f"stop:{int(signum)}", name))
         self._note_injection()
         if name in self.states:
             self.states[name] = "exited"

@@ -408,3 +408,14 @@ async def test_an_undo_that_cannot_be_recorded_stops_the_fault(tmp_path: Path) -
     assert Outcome.ERROR == result.outcome and 3 == result.exit_code
     assert "cannot record the undo of api, so the fault was not injected" in result.reason
     assert ("pause", "api") not in h.backend.calls
+
+
+async def test_stop_with_a_chosen_signal(tmp_path: Path) -> None:
+    """``stop`` with ``signal: SIGINT`` sends SIGINT first; its undo is a start, as for SIGTERM."""
+    h = harness()
+
+    result = await run(h, "steps: [{stop: api, signal: SIGINT, grace: 1s}]", tmp_path)
+
+    assert ("stop:2", "api") in h.backend.calls
+    assert "stop api with SIGINT" == result.steps[0].name
+    assert [("start", "done")] == [(u.action, u.status) for u in fault_undos(result)]

@@ -67,7 +67,9 @@ def test_plan_shows_the_resolved_timeline(runner: CliRunner) -> None:
 
     assert 0 == result.exit_code, result.output
     assert "max_recovery_ms=1 (--var)" in result.output
-    assert "1      restart orders  (timeout 1m)  [fault: undo (start (settled once the restart completes)) recorded first" in result.output
+    assert (
+        "1      restart orders  (timeout 1m)  [fault: undo (start) recorded first" in result.output
+    )
     assert "check 1  orders recovers quickly" in result.output
 
 

@@ -68,5 +68,5 @@ ACTION = TargetAction(
     describe=describe,
     default_timeout_s=60.0,
     is_fault=True,
-    undo="start (settled once the restart completes)",
+    undo="start",
 )

@@ -72,8 +72,11 @@ class TargetBackend(Protocol):
     async def start(self, name: str) -> str:
         """Start the service (create it first if the run owns it); its identity, e.g. ``pid 42``."""
 
-    async def stop(self, name: str, grace_s: float | None = None) -> None:
-        """Ask it to stop, wait ``grace_s`` (default: the spec's), then kill it."""
+    async def stop(
+        self, name: str, grace_s: float | None = None, signum: int | None = None
+    ) -> None:
+        """Ask it to stop (with ``signum``, default SIGTERM or the engine's stop), wait
+        ``grace_s`` (default: the spec's), then kill it."""
 
     async def restart(self, name: str) -> str:
         """Stop then start; the new identity."""

@@ -33,8 +33,10 @@ class RunTargets:
     async def start(self, name: str) -> str:
         return await self.backend(name).start(name)
 
-    async def stop(self, name: str, grace_s: float | None = None) -> None:
-        await self.backend(name).stop(name, grace_s)
+    async def stop(
+        self, name: str, grace_s: float | None = None, signum: int | None = None
+    ) -> None:
+        await self.backend(name).stop(name, grace_s, signum)
 
     async def restart(self, name: str) -> str:
         return await self.backend(name).restart(name)

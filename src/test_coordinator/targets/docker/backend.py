@@ -116,7 +116,9 @@ class DockerBackend:
             )
         return _identity(cid, seen.started_at)
 
-    async def stop(self, name: str, grace_s: float | None = None) -> None:
+    async def stop(
+        self, name: str, grace_s: float | None = None, signum: int | None = None
+    ) -> None:
         grace = self._config(name).stop_grace_s if grace_s is None else grace_s
         seen = await self._refresh(name)
         if seen.state not in _LIVE:
@@ -125,6 +127,18 @@ class DockerBackend:
         if seen.state is TargetState.PAUSED:
             # Podman refuses to stop a paused container ("container state improper").
             await self._call(name, "unpause before stopping", lambda: self._api().unpause(cid))
+        if signum is not None:
+            # The stop API (1.41) sends the image's stop signal: send the chosen one, give
+            # it the grace, then the engine's kill.
+            label = _signal_name(signum)
+            await self._call(name, f"send {label}", lambda: self._api().kill(cid, signal=signum))
+            seen = await self._wait_for(
+                name, f"stop with {label}", lambda s: s.state not in _LIVE, grace, strict=False
+            )
+            if seen.state in _LIVE:
+                await self._call(name, "kill", lambda: self._api().kill(cid, signal="SIGKILL"))
+            await self._wait_for(name, "stop", lambda s: s.state not in _LIVE, KILL_WAIT_S)
+            return
         timeout = max(0, math.ceil(grace))  # the API takes whole seconds
         await self._call(name, "stop", lambda: self._api().stop(cid, timeout=timeout))
         await self._wait_for(name, "stop", lambda s: s.state not in _LIVE, KILL_WAIT_S)

@@ -75,11 +75,14 @@ class ProcessBackend:
         pid = await _translated(self._supervisor.start(self._spec(name)))
         return f"pid {pid}"
 
-    async def stop(self, name: str, grace_s: float | None = None) -> None:
+    async def stop(
+        self, name: str, grace_s: float | None = None, signum: int | None = None
+    ) -> None:
+        first = signal.SIGTERM if signum is None else signum
         if name in self._adopted:
-            await self._stop_adopted(name, grace_s)
+            await self._stop_adopted(name, grace_s, first)
             return
-        await _translated(self._supervisor.stop(name, grace_s))
+        await _translated(self._supervisor.stop(name, grace_s, first))
 
     async def restart(self, name: str) -> str:
         pid = await _translated(self._supervisor.restart(name))
@@ -113,12 +116,12 @@ class ProcessBackend:
                 )
             await asyncio.sleep(_POLL_S)
 
-    async def _stop_adopted(self, name: str, grace_s: float | None) -> None:
+    async def _stop_adopted(self, name: str, grace_s: float | None, first: int) -> None:
         stat = self._adopted[name]
         grace = self._spec(name).stop_grace_s if grace_s is None else grace_s
         if _same_process(stat) is None:
             return
-        _send_group(stat.pid, signal.SIGTERM)
+        _send_group(stat.pid, first)
         _send_group(stat.pid, signal.SIGCONT)
         if await _gone_within(stat, grace):
             return

@@ -166,15 +166,18 @@ class ProcessSupervisor:
         async with self._lock(spec.name):
             return await self._start(spec)
 
-    async def stop(self, name: str, grace_s: float | None = None) -> None:
-        """SIGTERM (and SIGCONT) to the group, up to ``grace_s`` (default the spec's
-        ``stop_grace_s``) for it to go, then SIGKILL to whatever is left of the group.
+    async def stop(
+        self, name: str, grace_s: float | None = None, first: int = signal.SIGTERM
+    ) -> None:
+        """``first`` (SIGTERM by default; and SIGCONT) to the group, up to ``grace_s``
+        (default the spec's ``stop_grace_s``) for it to go, then SIGKILL to whatever is
+        left of the group.
 
         Idempotent: stopping a service that is not running still sweeps any
         leftover members of its group, and does nothing more.
         """
         async with self._lock(name):
-            await self._stop(name, grace_s)
+            await self._stop(name, grace_s, first)
 
     async def restart(self, name: str) -> int:
         """Stop the service, then start it again with the same spec; the new pid."""
@@ -364,7 +367,7 @@ class ProcessSupervisor:
         log.debug("started %s as pid %d", spec.name, process.pid)
         return process.pid
 
-    async def _stop(self, name: str, grace_s: float | None) -> None:
+    async def _stop(self, name: str, grace_s: float | None, first: int = signal.SIGTERM) -> None:
         managed = self._procs.get(name)
         if managed is None:
             return
@@ -372,8 +375,8 @@ class ProcessSupervisor:
         deadline = time.monotonic() + grace
         if managed.running:
             managed.exit_requested = True
-            # A stopped process keeps SIGTERM pending: SIGCONT lets it be handled.
-            self._signal_group(managed, signal.SIGTERM)
+            # A stopped process keeps the signal pending: SIGCONT lets it be handled.
+            self._signal_group(managed, first)
             self._signal_group(managed, signal.SIGCONT)
             if not await self._wait_exit(managed, grace):
                 self._signal_group(managed, signal.SIGKILL)
@@ -381,7 +384,7 @@ class ProcessSupervisor:
                     raise BackendError(
                         f"{name}: pid {managed.pid} still not gone {KILL_WAIT_S:g} s after SIGKILL"
                     )
-            # The rest of the group had the same SIGTERM: let it use what is left of the grace.
+            # The rest of the group had the same signal: let it use what is left of the grace.
             await self._wait_group_gone(managed.pid, deadline - time.monotonic())
         await self._sweep_group(managed)
 
