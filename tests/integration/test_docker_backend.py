@@ -313,13 +313,20 @@ async def test_sync_logs_writes_stdout_and_stderr_apart(scope: RunScope, run_id:
 
 async def test_stop_with_a_chosen_signal(scope: RunScope, run_id: str, sdk: Any) -> None:
     """``stop`` with SIGINT reaches the container's process (exit 7 on INT), not SIGTERM."""
-    script = "trap 'exit 7' INT; trap '' TERM; while :; do sleep 0.1; done"
+    script = "trap 'exit 7' INT; trap '' TERM; echo ready; while :; do sleep 0.1; done"
     specs = docker_specs(
         job=docker_run(image=BUSYBOX, command=["sh", "-c", script], stop_grace="5s")
     )
     backend = DockerBackend(specs, scope)
     try:
         await backend.start("job")
+
+        async def trapped() -> bool:  # the shell has set its traps
+            await backend.sync_logs("job")
+            out = backend.log_paths("job")[0]
+            return out.exists() and "ready" in out.read_text()
+
+        await eventually(trapped, "the shell to set its traps")
 
         await backend.stop("job", signum=signal.SIGINT)
 
