@@ -160,10 +160,12 @@ async def test_stop_with_a_chosen_first_signal(backend: ProcessSupervisor) -> No
     """``stop`` with SIGINT: a shell that exits 7 on INT (and ignores TERM) exits 7."""
     spec = ProcessSpec(
         "ctrl-c",
-        ("sh", "-c", "trap 'exit 7' INT; trap '' TERM; while :; do sleep 0.05; done"),
+        ("sh", "-c", "trap 'exit 7' INT; trap '' TERM; echo ready; while :; do sleep 0.05; done"),
         stop_grace_s=3.0,
     )
     await backend.start(spec)
+    out = backend.log_paths("ctrl-c")[0]
+    await eventually(lambda: "ready" in out.read_text())  # the traps are set
 
     await backend.stop("ctrl-c", first=signal.SIGINT)
 
