@@ -2,9 +2,9 @@
 
 The journal is durable up to each fault's injection (the ledger flushes it
 before every fault), so the steps that ran, the faults and their recoveries can
-be read back from the stored events. Steps that started but never finished are
-reported as errors ("the coordinator died during this step"); checks were
-never judged. The undo's outcome comes from the ``run.recovered`` event that
+be read back from the stored events. Steps that started but have no stored end
+are reported as errors (events are stored in batches, so a step may have ended
+up to a second before the coordinator died); checks were never judged. The undo's outcome comes from the ``run.recovered`` event that
 whoever performed the undo appended.
 """
 
@@ -24,7 +24,7 @@ from test_coordinator.engine.results import (
 )
 from test_coordinator.ports.storage import JournalEvent, RunRecord, RunStore
 
-DIED = "the coordinator died during this step"
+DIED = "no end recorded: the coordinator died during this step (or within a second of its end)"
 
 
 async def write_aborted_reports(store: RunStore, run_id: str) -> list[Path]:

@@ -138,7 +138,10 @@ class ProcessBackend:
             escaped = await terminate_marked(self._scope.run_id, name, grace)
         except TimeoutError as exc:
             raise TargetError(f"{name}: {exc}") from exc
-        done = f"{name} stopped (pid {pid})" if pid is not None else f"{name} was not running"
+        if pid is None:
+            # After a crash the supervisor knows no process: the marker finds them all.
+            return f"{name} stopped (pids {escaped})" if escaped else f"{name} was not running"
+        done = f"{name} stopped (pid {pid})"
         if escaped:
             done += f"; also stopped {len(escaped)} process(es) it left behind: {escaped}"
         return done
