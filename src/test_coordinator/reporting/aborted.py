@@ -4,8 +4,9 @@ The journal is durable up to each fault's injection (the ledger flushes it
 before every fault), so the steps that ran, the faults and their recoveries can
 be read back from the stored events. Steps that started but have no stored end
 are reported as errors (events are stored in batches, so a step may have ended
-up to a second before the coordinator died); checks were never judged. The undo's outcome comes from the ``run.recovered`` event that
-whoever performed the undo appended.
+up to a second before the coordinator died); checks were never judged. The
+undo's outcome comes from the ``run.recovered`` event that whoever performed the
+undo appended.
 """
 
 from __future__ import annotations
