@@ -393,7 +393,7 @@ def test_coordinator_events_missing_from_the_trail_are_listed() -> None:
         (Outage("engine", "exchange", 0, 4_000), True, "lasted 4000 ms at the longest"),
         (Outage("engine", "exchange", 0, 6_000), False, "more than the allowed 5s"),
         (Outage("engine", "exchange", 0, None), False, "has not ended"),
-        (Outage("engine", "database", 0, 60_000), True, "reported no outage"),
+        (Outage("engine", "database", 0, 60_000), False, "reported no outage"),
     ],
 )
 def test_outage_criterion(outage: Outage, ok: bool, words: str) -> None:
@@ -404,6 +404,27 @@ def test_outage_criterion(outage: Outage, ok: bool, words: str) -> None:
     )
 
     assert ok == verdict.ok
+    assert words in verdict.detail
+    assert verdict.empty == ("no outage" in words)
+
+
+@pytest.mark.parametrize(
+    ("criterion", "words"),
+    [
+        ({"faults_observed": True}, "reported no fault to observe"),
+        ({"orders_lost": {"max": 0}}, "no order was sent"),
+        ({"coordinator_events": "all"}, "reported no event"),
+    ],
+)
+def test_a_criterion_with_nothing_to_judge_does_not_pass(
+    criterion: dict[str, object], words: str
+) -> None:
+    """With audit events dropped, "no order lost" of 0 orders is not a pass."""
+    nothing = correlation_of([], orders=OrderAccounting(sent=0, acknowledged=0, received=0))
+
+    [verdict] = evaluate(spec(**criterion), nothing, Evidence())
+
+    assert not verdict.ok and verdict.empty
     assert words in verdict.detail
 
 

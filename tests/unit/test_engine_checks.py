@@ -135,3 +135,28 @@ async def test_a_load_with_a_duration_is_recorded_stopped_once(tmp_path: Path) -
     stopped = [e for e in result.events if e.kind == "load.stopped"]
     assert 1 == len(stopped)
     assert h.loads[0].stopped
+
+
+async def test_a_check_with_nothing_to_judge_fails_unless_allowed(tmp_path: Path) -> None:
+    """No request made, no log written: nothing to judge is not a pass."""
+    checks, _ = await checks_of(
+        """
+        steps:
+          - name: traffic
+            background: {load: {url: "fake://api/", rate: 100}}
+          - wait: 1ms
+        checks:
+          - load: {max_error_rate: 0.1, min_requests: 0}
+          - log: {service: api, absent: "ERROR"}
+          - log: {service: api, absent: "ERROR"}
+            allow_empty: true
+        """,
+        tmp_path,
+        load_summary=LoadSummary(0, 0, 0.0, None, None, None, None),
+    )
+
+    assert [Status.FAILED, Status.FAILED, Status.PASSED] == [c.status for c in checks]
+    assert checks[0].detail.startswith("nothing to judge: no request was made")
+    assert "allow_empty: true accepts that" in checks[0].detail
+    assert checks[1].detail.startswith("nothing to judge: no log to read")
+    assert checks[2].detail.startswith("nothing to judge (allowed): no log to read")

@@ -42,6 +42,10 @@ class AuditCheckFailed(Exception):
         self.value = value
 
 
+class AuditNothingToJudge(AuditCheckFailed):
+    """Every criterion that failed had nothing to judge (no fault, no order, no outage)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """One criterion against one correlation. ``waiting``: it holds, but an answer may change."""
@@ -50,6 +54,8 @@ class Verdict:
     ok: bool
     detail: str
     waiting: bool = False
+    empty: bool = False
+    """Nothing to judge (no fault, no order, no outage, no event): not a pass."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +84,9 @@ def evaluate(spec: AuditCheckSpec, correlation: Correlation, evidence: Evidence)
 def _faults_observed(spec: AuditCheckSpec, c: Correlation, evidence: Evidence) -> Verdict:
     by_id = {f.fault_id: f for f in c.faults}
     if not evidence.faults:
-        return Verdict("faults_observed", False, "the coordinator reported no fault to observe")
+        return Verdict(
+            "faults_observed", False, "the coordinator reported no fault to observe", empty=True
+        )
     problems, seen = [], []
     for fault in evidence.faults:
         name = f"{fault.fault} of {fault.target} ({fault.step})"
@@ -104,6 +112,8 @@ def _orders_lost(spec: AuditCheckSpec, c: Correlation, evidence: Evidence) -> Ve
         f"{orders.sent} sent, {orders.acknowledged} acknowledged, "
         f"{orders.received} received by the exchange, {orders.failed} failed"
     )
+    if orders.sent == 0:
+        return Verdict("orders_lost", False, f"no order was sent: {counts}", empty=True)
     if orders.lost > limit:
         ids = ", ".join(orders.lost_order_ids[:LOST_IDS_SHOWN])
         more = "..." if orders.lost > LOST_IDS_SHOWN else ""
@@ -127,7 +137,7 @@ def _outage(spec: AuditCheckSpec, c: Correlation, evidence: Evidence) -> Verdict
     of = f"{want.service}'s outage" + (f" of {want.dependency}" if want.dependency else "")
     outages = c.outages_of(want.service, want.dependency)
     if not outages:
-        return Verdict("outage", True, f"{want.service} reported no outage")
+        return Verdict("outage", False, f"{want.service} reported no outage", empty=True)
     ongoing = [o for o in outages if o.ongoing]
     if ongoing:
         return Verdict(
@@ -157,6 +167,8 @@ def _coordinator_events(spec: AuditCheckSpec, c: Correlation, evidence: Evidence
     }
     missing = [e for e in evidence.emitted if (e.kind, str(e.data.get("fault_id"))) not in stored]
     total = len(evidence.emitted)
+    if not total:
+        return Verdict("coordinator_events", False, "the coordinator reported no event", empty=True)
     if missing:
         listed = ", ".join(f"{e.kind} {e.data.get('target')}" for e in missing[:LOST_IDS_SHOWN])
         return Verdict(
@@ -176,6 +188,8 @@ def _orders_reported(spec: AuditCheckSpec, c: Correlation, evidence: Evidence) -
     who = evidence.orders_counted_by or spec.orders_reported.service
     if counted is None:
         return Verdict("orders_reported", False, f"{who} exposes no order count")
+    if counted == 0:
+        return Verdict("orders_reported", False, f"{who} counted no order", empty=True)
     if c.orders.sent < counted:
         return Verdict(
             "orders_reported",
@@ -300,9 +314,14 @@ async def judge_audit(ctx: RunContext, check: AuditCheck) -> tuple[str, Any]:
         "criteria": [{"criterion": v.criterion, "ok": v.ok, "detail": v.detail} for v in verdicts],
         "reporter": {**audit.stats(), "flushed": delivered},
     }
-    failed = [v for v in verdicts if not v.ok]
+    failed = [v for v in verdicts if not v.ok and not (v.empty and check.allow_empty)]
+    if failed and all(v.empty for v in failed):
+        raise AuditNothingToJudge("; ".join(v.detail for v in failed), value)
     if failed:
-        raise AuditCheckFailed("; ".join(v.detail for v in failed), value)
+        raise AuditCheckFailed(
+            "; ".join(f"nothing to judge: {v.detail}" if v.empty else v.detail for v in failed),
+            value,
+        )
     return "; ".join(v.detail for v in verdicts), value
 
 

@@ -8,7 +8,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from test_coordinator.engine.audit_check import AuditCheckFailed, judge_audit
+from test_coordinator.engine.audit_check import (
+    AuditCheckFailed,
+    AuditNothingToJudge,
+    judge_audit,
+)
 from test_coordinator.engine.context import RunContext
 from test_coordinator.engine.results import CheckResult, Recovery, Status
 from test_coordinator.scenario.checks import (
@@ -34,6 +38,10 @@ class CheckFailed(Exception):
         self.value = value
 
 
+class NothingToJudge(CheckFailed):
+    """The check found nothing to judge: a failure, unless the check has ``allow_empty``."""
+
+
 describe_check = describe_check_text
 
 
@@ -46,6 +54,13 @@ async def judge_checks(ctx: RunContext, checks: tuple[CheckBase, ...]) -> list[C
         try:
             async with asyncio.timeout(CHECK_TIMEOUT_S):
                 detail, value = await _JUDGES[kind](ctx, ctx.resolve(check))
+        except NothingToJudge as exc:
+            if check.allow_empty:
+                detail = f"nothing to judge (allowed): {exc}"
+                result = CheckResult(index, name, kind, Status.PASSED, detail, exc.value)
+            else:
+                detail = f"nothing to judge: {exc} (allow_empty: true accepts that)"
+                result = CheckResult(index, name, kind, Status.FAILED, detail, exc.value)
         except CheckFailed as exc:
             result = CheckResult(index, name, kind, Status.FAILED, str(exc), exc.value)
         except TimeoutError:
@@ -83,7 +98,7 @@ async def _recovery_time(ctx: RunContext, check: RecoveryTimeCheck) -> tuple[str
     ]
     subject = spec.service or "any service"
     if not faults:
-        raise CheckFailed(f"no fault on {subject} was injected, so nothing recovered")
+        raise NothingToJudge(f"no fault on {subject} was injected, so nothing recovered")
     worst = max((r.recovery_ms for r in faults if r.recovery_ms is not None), default=None)
     problems = []
     for recovery in faults:
@@ -141,8 +156,10 @@ async def _log(ctx: RunContext, check: LogCheck) -> tuple[str, Any]:
         await ctx.targets.sync_logs(spec.service)
         paths = ctx.targets.log_paths(spec.service)
     pattern = re.compile(spec.present or spec.absent or "", re.MULTILINE)
-    found = await asyncio.to_thread(_search_logs, paths, pattern)
     where = ", ".join(str(p) for p in paths)
+    if spec.absent is not None and not await asyncio.to_thread(_any_log_text, paths):
+        raise NothingToJudge(f"no log to read: {where} missing or empty")
+    found = await asyncio.to_thread(_search_logs, paths, pattern)
     if spec.present is not None:
         if found is None:
             raise CheckFailed(f"no line matches /{spec.present}/ in {where}")
@@ -150,6 +167,10 @@ async def _log(ctx: RunContext, check: LogCheck) -> tuple[str, Any]:
     if found is not None:
         raise CheckFailed(f"/{spec.absent}/ must not appear, but {found[0]}: {found[1]}", found[1])
     return f"no line matches /{spec.absent}/ in {where}", None
+
+
+def _any_log_text(paths: list[Path]) -> bool:
+    return any(path.is_file() and path.stat().st_size > 0 for path in paths)
 
 
 def _search_logs(paths: list[Path], pattern: re.Pattern[str]) -> tuple[str, str] | None:
@@ -176,13 +197,13 @@ async def _load(ctx: RunContext, check: LoadCheck) -> tuple[str, Any]:
     else:
         runner = next(iter(ctx.loads.values()), None)
     if runner is None:
-        raise CheckFailed("the load never started (the run ended before its step)")
+        raise NothingToJudge("the load never started (the run ended before its step)")
     start_ms = end_ms = None
     window = ""
     if spec.window is not None:
         around = ctx.step_starts_ms.get(spec.window.around)
         if around is None:
-            raise CheckFailed(f"step {spec.window.around!r} never ran, so there is no window")
+            raise NothingToJudge(f"step {spec.window.around!r} never ran, so there is no window")
         start_ms = around - spec.window.before * 1000.0
         end_ms = around + spec.window.after * 1000.0
         window = f" in {start_ms:.0f}..{end_ms:.0f} ms"
@@ -200,6 +221,8 @@ async def _load(ctx: RunContext, check: LoadCheck) -> tuple[str, Any]:
         "p99_ms": stats.p99_ms,
         "max_ms": stats.max_ms,
     }
+    if stats.count == 0:
+        raise NothingToJudge(f"no request was made{window}", value)
     problems = []
     if stats.count < spec.min_requests:
         problems.append(f"only {stats.count} requests, fewer than {spec.min_requests}")
@@ -227,6 +250,8 @@ async def _probe(ctx: RunContext, check: ProbeCheck) -> tuple[str, Any]:
 async def _audit(ctx: RunContext, check: AuditCheck) -> tuple[str, Any]:
     try:
         return await judge_audit(ctx, check)
+    except AuditNothingToJudge as exc:
+        raise NothingToJudge(str(exc), exc.value) from None
     except AuditCheckFailed as exc:
         raise CheckFailed(str(exc), exc.value) from None
 

@@ -20,6 +20,9 @@ from test_coordinator.scenario.types import (
 
 class CheckBase(Strict):
     name: Text | None = None
+    allow_empty: bool = False
+    """A check with nothing to judge (no fault, no request, no order, no log) fails, unless
+    this says that nothing is an acceptable answer."""
 
 
 class RecoveryTimeSpec(Strict):
