@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from test_coordinator.scenario.loader import load_scenario, scenario_files
-from test_coordinator.scenario.problems import ScenarioInvalid
+from test_coordinator.scenario.problems import ScenarioInvalid, escape
 
 EXIT_OK = 0
 EXIT_INVALID = 2
@@ -23,13 +23,19 @@ def validate_files(paths: list[Path], overrides: Mapping[str, str]) -> int:
     invalid = 0
     declared: set[str] = set()
     for file in files:
+        shown = escape(str(file))
         try:
             loaded = load_scenario(file, overrides=overrides)
         except ScenarioInvalid as exc:
             invalid += 1
             for problem in exc.problems:
                 typer.echo(str(problem))
-            typer.echo(f"{file}: {_count(len(exc.problems), 'problem')}")
+            typer.echo(f"{shown}: {_count(len(exc.problems), 'problem')}")
+            continue
+        except Exception as exc:  # a bug, not the file's fault: say so and check the next file
+            invalid += 1
+            typer.echo(f"{shown}:1:1: internal error, please report it: {escape(repr(exc))}")
+            typer.echo(f"{shown}: 1 problem")
             continue
         declared |= loaded.declared_vars
         model = loaded.model
@@ -38,7 +44,7 @@ def validate_files(paths: list[Path], overrides: Mapping[str, str]) -> int:
             _count(len(model.steps), "step"),
             _count(len(model.checks), "check"),
         )
-        typer.echo(f"{file}: ok ({', '.join(counts)})")
+        typer.echo(f"{shown}: ok ({', '.join(counts)})")
     if not unknown_overrides_ok(overrides, declared, all_valid=invalid == 0):
         return EXIT_INVALID
     return EXIT_INVALID if invalid else EXIT_OK

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from test_coordinator.scenario.checks import CHECK_KINDS, CHECK_TYPES
-from test_coordinator.scenario.problems import ScenarioProblem, format_path
+from test_coordinator.scenario.problems import ScenarioProblem, format_path, shown
 from test_coordinator.scenario.source import Path, SourceTree
 from test_coordinator.scenario.steps import STEP_KINDS, STEP_TYPES
 from test_coordinator.scenario.types import NAME_RULE
@@ -55,7 +55,7 @@ def _problem(error: ErrorDetails, tree: SourceTree, root: type[BaseModel]) -> Sc
     if path and path[-1] == "[key]":
         path = path[:-1]
         return tree.problem(
-            path, f"{path[-1]!r} is not a valid name; allowed: {NAME_RULE}", at_key=True
+            path, f"{shown(path[-1])} is not a valid name; allowed: {NAME_RULE}", at_key=True
         )
     return tree.problem(path, _message(error))
 
@@ -75,7 +75,7 @@ def _source_path(loc: tuple[Any, ...], tree: SourceTree) -> Path:
 
 
 def _unknown_key(key: str, allowed: list[str] | None) -> str:
-    message = f"unknown key '{key}'"
+    message = f"unknown key {shown(key)}"
     if allowed:
         close = difflib.get_close_matches(key, allowed, n=1)
         message += f"; did you mean '{close[0]}'?" if close else ";"
@@ -90,7 +90,7 @@ def _message(error: ErrorDetails) -> str:
     deferred = isinstance(value, str) and "${" in value
     if deferred and kind.endswith(("_parsing", "_type")):
         return (
-            f"{value!r} refers to a captured variable, known only while the run goes; "
+            f"{shown(value)} refers to a captured variable, known only while the run goes; "
             "captured variables may be used in text only"
         )
     if kind == "step_kind":
@@ -147,7 +147,7 @@ def _show(value: Any) -> str:
         return "a list"
     if value is None:
         return "nothing (null)"
-    return repr(value)
+    return shown(value)
 
 
 def _allowed_keys(loc: tuple[Any, ...], root: type[BaseModel]) -> list[str] | None:

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import math
 import re
 
-DURATION_PATTERN = r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$"
+from test_coordinator.scenario.problems import shown
+
+# ASCII digits and spaces only: ``\d`` alone takes other scripts' digits too.
+DURATION_PATTERN = r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)\s*$"
 DURATION_RULE = "a number with a unit, such as 250ms, 2s, 1.5m or 1h"
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-_DURATION = re.compile(DURATION_PATTERN)
+_DURATION = re.compile(DURATION_PATTERN, re.ASCII)
 
 
 def parse_duration(value: object) -> float:
     """Seconds from a duration such as ``"250ms"``; ValueError names what is allowed."""
     if isinstance(value, bool) or not isinstance(value, str):
         if isinstance(value, int | float) and not isinstance(value, bool):
-            raise ValueError(f"{value!r} has no unit; allowed: {DURATION_RULE}")
+            raise ValueError(f"{shown(value)} has no unit; allowed: {DURATION_RULE}")
         raise ValueError(f"expected a duration; allowed: {DURATION_RULE}")
-    match = _DURATION.match(value)
+    match = _DURATION.fullmatch(value)
     if match is None:
-        raise ValueError(f"{value!r} is not a duration; allowed: {DURATION_RULE}")
-    return float(match.group(1)) * _UNITS[match.group(2)]
+        raise ValueError(f"{shown(value)} is not a duration; allowed: {DURATION_RULE}")
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if not math.isfinite(seconds):
+        raise ValueError(f"{shown(value)} is too long a duration; allowed: {DURATION_RULE}")
+    return seconds
 
 
 def format_duration(seconds: float) -> str:

@@ -19,9 +19,15 @@ from pydantic import ValidationError
 
 from test_coordinator.scenario.diagnostics import problems_from
 from test_coordinator.scenario.model import Scenario
-from test_coordinator.scenario.problems import Position, ScenarioInvalid, ScenarioProblem
+from test_coordinator.scenario.problems import Position, ScenarioInvalid, ScenarioProblem, shown
 from test_coordinator.scenario.semantics import semantic_problems, unknown_service_references
-from test_coordinator.scenario.source import SourceTree, parse_source
+from test_coordinator.scenario.source import (
+    MAX_FILE_BYTES,
+    SourceTree,
+    parse_source,
+    position_at,
+    too_large,
+)
 from test_coordinator.scenario.types import VAR_PATTERN
 from test_coordinator.scenario.variables import (
     OverrideError,
@@ -73,13 +79,7 @@ def load_scenario(
     ``${run_dir}`` is ``reports_dir/run_id`` as an absolute path.
     """
     file = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ScenarioInvalid(
-            [ScenarioProblem(file, Position(1, 1), "", f"cannot read: {reason}")]
-        ) from None
+    text = _read(path, file)
     builtins = {
         "python": sys.executable,
         "scenario_dir": str(path.resolve().parent),
@@ -94,6 +94,33 @@ def load_scenario(
         allocate_port=allocate_port,
         builtins=builtins,
     )
+
+
+def _read(path: Path, file: str) -> str:
+    """The file's text; at most MAX_FILE_BYTES are read, so /dev/zero cannot fill memory."""
+    try:
+        with path.open("rb") as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ScenarioInvalid(
+            [ScenarioProblem(file, Position(1, 1), "", f"cannot read: {exc.strerror or exc}")]
+        ) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ScenarioInvalid([too_large(file)])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start].decode("utf-8")
+        raise ScenarioInvalid(
+            [
+                ScenarioProblem(
+                    file,
+                    position_at(before, len(before)),
+                    "",
+                    f"cannot read: not UTF-8 text (byte 0x{data[exc.start]:02x})",
+                )
+            ]
+        ) from None
 
 
 def load_text(
@@ -159,13 +186,13 @@ def _declared_vars(tree: SourceTree, problems: list[ScenarioProblem]) -> dict[st
         return {}  # the model reports a wrong type
     declared: dict[str, Scalar] = {}
     for name, value in raw.items():
-        if isinstance(value, str | int | float | bool) and re.match(VAR_PATTERN, name):
+        if isinstance(value, str | int | float | bool) and re.fullmatch(VAR_PATTERN, name):
             declared[name] = value
         elif isinstance(value, str | int | float | bool):
             problems.append(
                 tree.problem(
                     ("vars", name),
-                    f"'{name}' is not a variable name; allowed: letters, digits and '_'",
+                    f"{shown(name)} is not a variable name; allowed: letters, digits and '_'",
                     at_key=True,
                 )
             )

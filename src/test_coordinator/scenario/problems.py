@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+SHOWN_CHARS = 60
+
 
 @dataclass(frozen=True, slots=True, order=True)
 class Position:
@@ -24,8 +26,10 @@ class ScenarioProblem:
     message: str
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.position.line}:{self.position.column}"
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        """One line, whatever the file holds: line breaks and other unprintables are escaped."""
+        where = f"{escape(self.file)}:{self.position.line}:{self.position.column}"
+        message = escape(self.message)
+        return f"{where}: {escape(self.path)}: {message}" if self.path else f"{where}: {message}"
 
 
 class ScenarioInvalid(Exception):
@@ -45,3 +49,21 @@ def format_path(loc: Sequence[str | int]) -> str:
         else:
             text += f".{part}" if text else part
     return text
+
+
+def escape(text: str) -> str:
+    """``text`` with every character that is not printable written as Python would escape it.
+
+    Line breaks (``\\n``, ``\\r``, ``\\x85``, ``\\u2028``...), tabs, control and
+    format characters all count, so a problem printed with it is always one line.
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
+def shown(value: object) -> str:
+    """``value`` for a message: its repr, cut short past SHOWN_CHARS characters."""
+    if isinstance(value, str) and len(value) > SHOWN_CHARS:
+        return f"{value[:SHOWN_CHARS]!r}... ({len(value)} characters)"
+    return repr(value)

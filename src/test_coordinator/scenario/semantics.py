@@ -370,10 +370,12 @@ def _raw_service_refs(data: dict[str, Any]) -> Iterator[tuple[Path, str]]:
             yield from steps(step.get("parallel"), (*path, "parallel"))
 
     yield from steps(data.get("steps"), ("steps",))
-    for index, condition in enumerate(data.get("steady_state") or []):
+    steady = data.get("steady_state")
+    for index, condition in enumerate(steady if isinstance(steady, list) else []):
         if isinstance(condition, dict) and "healthy" in condition:
             yield from names(condition["healthy"], ("steady_state", index, "healthy"))
-    for index, check in enumerate(data.get("checks") or []):
+    checks = data.get("checks")
+    for index, check in enumerate(checks if isinstance(checks, list) else []):
         if isinstance(check, dict):
             for kind, spec in check.items():
                 if isinstance(spec, dict) and isinstance(spec.get("service"), str):

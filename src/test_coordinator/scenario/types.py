@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import signal
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, ClassVar
 
@@ -21,6 +22,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 from test_coordinator.scenario.durations import DURATION_PATTERN, format_duration, parse_duration
+from test_coordinator.scenario.problems import shown
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,62}$"
 NAME_RULE = "letters, digits, '_' and '-', starting with a letter"
@@ -151,10 +153,10 @@ def _names(value: Any) -> list[str]:
         raise ValueError(f"expected {_TARGETS_RULE}")
     names = []
     for item in value:
-        if not isinstance(item, str) or not _NAME.match(item):
-            raise ValueError(f"{item!r} is not a service name; allowed: {NAME_RULE}")
+        if not isinstance(item, str) or not _NAME.fullmatch(item):
+            raise ValueError(f"{shown(item)} is not a service name; allowed: {NAME_RULE}")
         if item in names:
-            raise ValueError(f"{item!r} is listed twice")
+            raise ValueError(f"{shown(item)} is listed twice")
         names.append(item)
     return names
 
@@ -177,10 +179,16 @@ ServiceList = Annotated[
 def checked_regex(value: str | None) -> str | None:
     """``value`` if it compiles as a regular expression (or still holds a ``${var}``)."""
     if value is not None and "${" not in value:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # "possible nested set" and the like
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+            except RecursionError:
+                raise ValueError("not a valid regular expression: nested too deep") from None
+            except Warning as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
     return value
 
 
