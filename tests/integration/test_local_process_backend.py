@@ -1,6 +1,8 @@
 """The local-process backend with real processes: tiny_server, shells, grandchildren."""
 
 import os
+import re
+import shlex
 import signal
 import sys
 import time
@@ -14,7 +16,10 @@ from test_coordinator.runtime.http_client import new_http_client
 from test_coordinator.runtime.polling import wait_until
 from test_coordinator.runtime.ports_alloc import free_port
 from test_coordinator.runtime.probes import HttpProbe, ProbeResult
+from test_coordinator.targets.port import RunScope, TargetSpec
 from test_coordinator.targets.process import procfs
+from test_coordinator.targets.process.backend import ProcessBackend
+from test_coordinator.targets.process.marker import marked_processes
 from test_coordinator.targets.process.supervisor import (
     BackendError,
     ProcessSpec,
@@ -351,3 +356,104 @@ async def test_start_errors_name_the_service(backend: ProcessSupervisor, tmp_pat
         BackendError, match="nobody: cannot send signal SIGKILL: it was never started"
     ):
         await backend.kill("nobody")
+
+
+# -- what a service leaves behind: daemons, found even with their environment cleared ------
+
+# Prints its pid, double-forks out of the session, then clears its environment the way
+# redis-server and nginx do (they write their process title over it): the run marker is
+# gone from /proc/PID/environ.
+ENV_CLEARING_DAEMON = """
+import os, sys, time
+if os.fork():
+    sys.exit(0)
+os.setsid()
+print(os.getpid(), flush=True)
+fields = open("/proc/self/stat").read().rsplit(")", 1)[1].split()
+start, end = int(fields[47]), int(fields[48])
+with open("/proc/self/mem", "r+b") as memory:
+    memory.seek(start)
+    memory.write(bytes(end - start))
+time.sleep(30)
+"""
+
+
+def process_backend(tmp_path: Path, run_id: str, **services: list[str]) -> ProcessBackend:
+    specs = {
+        name: TargetSpec(
+            name,
+            "process",
+            {"command": argv[0], "args": argv[1:], "cwd": str(tmp_path), "stop_grace": "1s"},
+        )
+        for name, argv in services.items()
+    }
+    return ProcessBackend(specs, RunScope(run_id, tmp_path / "logs"))
+
+
+async def daemon_pid(backend: ProcessBackend, name: str) -> int:
+    out_log = backend.log_paths(name)[0]
+    await eventually(lambda: out_log.exists() and out_log.read_text().strip())
+    return int(out_log.read_text())
+
+
+def environment_cleared(pid: int) -> bool:
+    return not (procfs.PROC / str(pid) / "environ").read_bytes().strip(b"\0")
+
+
+@pytest.mark.parametrize("how", ["remove", "close"])
+async def test_remove_and_close_stop_a_daemon_that_cleared_its_environment(
+    tmp_path: Path, how: str
+) -> None:
+    run_id = "20260101-000000-0000aa"
+    daemonizing = [sys.executable, "-c", ENV_CLEARING_DAEMON]
+    backend = process_backend(
+        tmp_path, run_id, api=["sh", "-c", f"{shlex.join(daemonizing)}; exec sleep 30"]
+    )
+    try:
+        await backend.start("api")
+        pid = await daemon_pid(backend, "api")
+        await eventually(lambda: environment_cleared(pid))
+        # The environment no longer tells; the marker file it holds does.
+        assert pid not in [stat.pid for stat in marked_processes(run_id, "api")]
+        assert pid in [stat.pid for stat in backend.supervisor.holders("api")]
+
+        if how == "remove":
+            assert (await backend.remove("api")).endswith(f"it left behind: [{pid}]")
+        else:
+            await backend.close()
+
+        assert not procfs.is_alive(pid)
+    finally:
+        await backend.close()
+
+
+async def test_exit_problem_names_status_and_stderr_then_daemonizing(tmp_path: Path) -> None:
+    """Both exit once the test creates ``go``, past start()'s own check for an early exit."""
+    wait_for_go = "until [ -e go ]; do sleep 0.01; done"
+    backend = process_backend(
+        tmp_path,
+        "20260101-000000-0000ab",
+        crashing=["sh", "-c", f"{wait_for_go}; echo 'no config' >&2; exit 4"],
+        forking=["sh", "-c", f"{wait_for_go}; setsid -f sleep 30"],
+    )
+    try:
+        for name in ("crashing", "forking"):
+            await backend.start(name)
+            assert await backend.exit_problem(name) is None  # still running
+        (tmp_path / "go").touch()
+        await eventually(lambda: backend.state("crashing") == backend.state("forking") == "exited")
+
+        crashed = await backend.exit_problem("crashing")
+        daemonized = await backend.exit_problem("forking")
+
+        assert crashed == "crashing exited with status 4 before it was healthy; stderr: no config"
+        found = re.fullmatch(
+            r"forking daemonized \(its first process exited 0 and left pids \[(\d+)\]\); "
+            r"run it in the foreground \(e\.g\. redis-server --daemonize no\)",
+            daemonized or "",
+        )
+        assert found is not None, daemonized
+        assert not procfs.is_alive(int(found.group(1)))
+        assert await backend.exit_problem("forking") == daemonized  # asked again: the same
+    finally:
+        await backend.close()

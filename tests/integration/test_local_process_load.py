@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from test_coordinator.runtime.http_client import new_http_client
-from test_coordinator.runtime.load import LoadGenerator, LoadSample
+from test_coordinator.runtime.load import LoadGenerator, LoadSample, TcpTarget
 from test_coordinator.runtime.polling import wait_until
 from test_coordinator.runtime.ports_alloc import free_port
 from test_coordinator.runtime.probes import HttpProbe, ProbeResult
@@ -121,6 +121,7 @@ async def test_records_errors_while_the_server_is_stopped(service: Service) -> N
     assert down.count >= 20
     assert down.error_rate == 1.0
     assert down_errors == {"cannot connect: Connection refused"}
+    assert down.reasons == {"refused": down.count}
     assert (after.count >= 20, after.errors) == (True, 0)
     assert 0 < generator.summary().error_rate < 1
 
@@ -146,5 +147,29 @@ async def test_keeps_sending_to_a_paused_server(service: Service) -> None:
     timed_out = [s for s in paused if s.at_ms < resumed_ms - 200.0]
     assert 0.8 * expected <= len(paused) <= 1.1 * expected + 1
     assert len(timed_out) >= 20
-    assert {s.error for s in timed_out} == {"no answer within 0.2 s"}
+    assert {(s.reason, s.error) for s in timed_out} == {("timeout", "no answer within 0.2 s")}
     assert all(s.latency_ms >= 200.0 for s in timed_out)
+
+
+async def test_tcp_connects_are_refused_while_the_server_is_stopped(service: Service) -> None:
+    origin = time.monotonic()
+    generator = LoadGenerator(TcpTarget("127.0.0.1", service.port), RATE, origin_s=origin)
+    generator.start()
+    try:
+        await wait_until(samples_after(generator, -1.0, 20), deadline_s=5.0, interval_s=0.005)
+        stopping_ms = now_ms(origin)
+        await service.backend.stop("web")
+        stopped_ms = now_ms(origin)
+        await wait_until(samples_after(generator, stopped_ms, 20), deadline_s=5.0, interval_s=0.005)
+        restarting_ms = now_ms(origin)
+        await service.start_healthy()
+        healthy_ms = now_ms(origin)
+        await wait_until(samples_after(generator, healthy_ms, 20), deadline_s=5.0, interval_s=0.005)
+    finally:
+        await generator.stop()
+
+    assert generator.summary(end_ms=stopping_ms).errors == 0
+    down = generator.summary(start_ms=stopped_ms, end_ms=restarting_ms)
+    assert down.count >= 20
+    assert down.reasons == {"refused": down.count}
+    assert generator.summary(start_ms=healthy_ms).errors == 0

@@ -150,6 +150,9 @@ class FakeBackend:
     def state(self, name: str) -> TargetState:
         return TargetState(self.states.get(name, "not-started"))
 
+    async def exit_problem(self, name: str) -> str | None:
+        return None if self.state(name) in ("running", "paused") else f"{name} exited"
+
     def pid(self, name: str) -> int | None:
         return self.pids.get(name) if self.state(name) in ("running", "paused") else None
 

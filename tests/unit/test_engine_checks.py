@@ -72,7 +72,7 @@ async def test_metric_check_reports_the_value_and_the_bound(tmp_path: Path) -> N
     )
 
     assert [Status.FAILED, Status.PASSED, Status.FAILED] == [c.status for c in checks]
-    assert "errors_total is 5: above the maximum 3" == checks[0].detail
+    assert "errors_total: value 5 is above the maximum 3" == checks[0].detail
     assert 'requests_total{path="/"} is 9' == checks[1].detail
     assert "absent_metric is not exposed at fake://other/metrics" == checks[2].detail
 

@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 
 from test_coordinator.runtime.json_path import (
     JsonPathError,
-    json_equal,
     json_path,
     parse_json_path,
 )
@@ -68,23 +67,6 @@ def test_json_path_error_is_a_lookup_error() -> None:
     """Callers may catch it as LookupError."""
     with pytest.raises(LookupError):
         json_path({}, "a")
-
-
-@pytest.mark.parametrize(
-    ("expected", "actual", "equal"),
-    [
-        (True, 1, False),
-        (1, True, False),
-        (1, 1.0, True),
-        ("1", 1, False),
-        ({"a": [True]}, {"a": [1]}, False),
-        ({"a": [1, 2]}, {"a": [1, 2]}, True),
-        (None, None, True),
-    ],
-)
-def test_json_equality_keeps_booleans_apart(expected: object, actual: object, equal: bool) -> None:
-    """true is not 1 (Python says it is), but 1 is 1.0, as in JSON."""
-    assert equal == json_equal(expected, actual)
 
 
 keys = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_-", min_size=1, max_size=8)

@@ -47,6 +47,33 @@ def test_errors_and_rate() -> None:
     assert (summary.count, summary.errors, summary.error_rate, summary.max_ms) == (4, 2, 0.5, 900.0)
 
 
+def test_failures_are_counted_by_reason() -> None:
+    """Each failed sample counts under its reason (none given: other), most common first."""
+    samples = [
+        sample(0, 1.0),
+        LoadSample(1, 1000.0, False, None, "no answer within 1 s", "timeout"),
+        LoadSample(2, 0.1, False, None, "cannot connect: Connection refused", "refused"),
+        LoadSample(3, 1000.0, False, None, "no answer within 1 s", "timeout"),
+        LoadSample(4, 2.0, False, 503, "status 503", "status 503"),
+        sample(5, 1.0, ok=False),
+    ]
+
+    summary = summarize(samples)
+
+    assert summary.reasons == {"timeout": 2, "refused": 1, "status 503": 1, "other": 1}
+    assert next(iter(summary.reasons)) == "timeout"
+    assert summary.errors == sum(summary.reasons.values()) == 5
+    assert summarize(samples, end_ms=1).reasons == {}
+
+
+def test_skipped_sends_are_counted_apart_from_errors() -> None:
+    """Sends the generator itself missed are neither requests nor errors."""
+    summary = summarize([sample(0, 1.0)], skipped_ms=[5.0, 50.0, 500.0])
+
+    assert (summary.count, summary.errors, summary.skipped) == (1, 0, 3)
+    assert summarize([sample(0, 1.0)], start_ms=10, end_ms=100, skipped_ms=[5.0, 50.0]).skipped == 1
+
+
 def test_window_includes_start_and_excludes_end() -> None:
     """Only samples sent in [start_ms, end_ms) are summarised."""
     samples = [sample(at_ms=t, latency_ms=t / 10, ok=t != 200) for t in (0, 100, 200, 300)]

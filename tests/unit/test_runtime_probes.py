@@ -3,12 +3,20 @@
 import asyncio
 import json
 import socket
+import subprocess
+import sys
+import textwrap
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
+from support.polling import eventually
+from test_coordinator.engine.wiring import RuntimeProbes
 from test_coordinator.runtime.ports_alloc import free_port
 from test_coordinator.runtime.probes import (
     CommandProbe,
@@ -16,6 +24,13 @@ from test_coordinator.runtime.probes import (
     HttpProbe,
     ProbeResult,
     TcpProbe,
+)
+from test_coordinator.scenario.probes import ProbeSpec
+from test_coordinator.targets.process.marker import (
+    RUN_ID_ENV,
+    marked_processes,
+    marker_env,
+    terminate_marked,
 )
 
 
@@ -243,3 +258,132 @@ async def test_probes_run_concurrently_within_their_timeouts(silent_port: int) -
 
     assert [r.ok for r in results] == [False, False, False]
     assert time.monotonic() - started < 0.5
+
+
+# -- command probes: grandchildren, wall time, env, cwd, output patterns -----------------
+
+
+@pytest.fixture
+async def probe_marker() -> AsyncIterator[dict[str, str]]:
+    """An environment that marks what a probe leaves behind, swept after the test."""
+    run_id = f"probe-test-{uuid.uuid4().hex[:8]}"
+    yield marker_env(run_id, "probe")
+    await terminate_marked(run_id, None, 0.0)
+
+
+async def test_command_probe_does_not_wait_for_a_background_grandchild(
+    probe_marker: dict[str, str],
+) -> None:
+    """The main process exited at once: its output is the answer, whatever still holds stdout."""
+    started = time.monotonic()
+    probe = CommandProbe(["sh", "-c", "sleep 30 & echo hi"], timeout_s=1.0, env=probe_marker)
+    result = await probe.check()
+
+    assert (result.ok, result.value, result.detail) == (True, "hi", "sh: exit status 0")
+    assert time.monotonic() - started < 0.5
+    await eventually(  # its group was killed
+        lambda: not marked_processes(probe_marker[RUN_ID_ENV]), timeout_s=1.0, interval_s=0.005
+    )
+
+
+async def test_command_probe_does_not_wait_for_a_process_that_left_its_session(
+    probe_marker: dict[str, str],
+) -> None:
+    started = time.monotonic()
+    result = await CommandProbe(["setsid", "-f", "sleep", "30"], env=probe_marker).check()
+
+    assert (result.ok, result.detail) == (True, "setsid: exit status 0")
+    assert time.monotonic() - started < 0.5
+
+
+async def test_command_probe_timeout_bounds_its_wall_time_with_an_escaped_grandchild(
+    probe_marker: dict[str, str],
+) -> None:
+    started = time.monotonic()
+    probe = CommandProbe(
+        ["sh", "-c", "setsid -f sleep 30; echo partial; sleep 30"], timeout_s=0.3, env=probe_marker
+    )
+    result = await probe.check()
+
+    assert not result.ok
+    assert result.detail == "sh: still running after 0.3 s; killed"
+    assert time.monotonic() - started < 0.6
+
+
+def test_command_probe_leaves_no_asyncio_tracebacks() -> None:
+    """Escaped grandchildren holding the pipes: nothing is left for the closed loop to trip on."""
+    run_id = f"probe-test-{uuid.uuid4().hex[:8]}"
+    script = textwrap.dedent(
+        f"""
+        import asyncio, gc
+        from test_coordinator.runtime.probes import CommandProbe
+        env = {marker_env(run_id, "probe")!r}
+        async def main():
+            for argv, timeout in ((["setsid", "-f", "sleep", "30"], 1.0),
+                                  (["sh", "-c", "setsid -f sleep 30; sleep 30"], 0.1)):
+                print((await CommandProbe(argv, timeout_s=timeout, env=env).check()).ok)
+        asyncio.run(main())
+        gc.collect()
+        """
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=10
+        )
+    finally:
+        asyncio.run(terminate_marked(run_id, None, 0.0))
+
+    assert done.stdout.split() == ["True", "False"]
+    assert done.stderr == ""
+
+
+async def test_command_probe_env_and_cwd(tmp_path: Path) -> None:
+    probe = CommandProbe(
+        ["sh", "-c", 'echo "$GREETING from $(pwd)"'], env={"GREETING": "hello"}, cwd=tmp_path
+    )
+
+    result = await probe.check()
+
+    assert (result.ok, result.value) == (True, f"hello from {tmp_path}")
+
+
+async def test_command_probe_matches_stdout_and_stderr() -> None:
+    argv = ["sh", "-c", "echo 'role: master'; echo 'warming up' >&2"]
+    matching = await CommandProbe(
+        argv, expect_stdout=r"role: (master|primary)", expect_stderr="warm"
+    ).check()
+    wrong_out = await CommandProbe(argv, expect_stdout="^role: replica").check()
+    wrong_err = await CommandProbe(argv, expect_stderr="^ready$").check()
+
+    assert (matching.ok, matching.value, matching.detail) == (
+        True,
+        "role: master",
+        "sh: exit status 0",
+    )
+    assert (wrong_out.ok, wrong_out.value) == (False, "role: master")
+    assert wrong_out.detail == "sh: stdout 'role: master' does not match /^role: replica/"
+    assert not wrong_err.ok
+    assert wrong_err.detail == "sh: stderr 'warming up' does not match /^ready$/"
+
+
+async def test_command_probe_spec_takes_env_cwd_and_output_patterns() -> None:
+    spec = ProbeSpec.model_validate(
+        {
+            "command": {
+                "argv": ["redis-cli", "ping"],
+                "env": {"A": 1},
+                "cwd": "/tmp",
+                "exit": 0,
+                "stdout": "^PONG$",
+                "stderr": "^$",
+            }
+        }
+    )
+    async with httpx.AsyncClient() as client:
+        probe = RuntimeProbes(client).probe(spec)
+
+    assert isinstance(probe, CommandProbe)
+    assert (probe.argv, probe.env, probe.cwd) == (("redis-cli", "ping"), {"A": "1"}, Path("/tmp"))
+    assert (probe.expect_stdout, probe.expect_stderr, probe.expect_exit) == ("^PONG$", "^$", 0)
+    with pytest.raises(ValidationError, match="not a valid regular expression"):
+        ProbeSpec.model_validate({"command": {"argv": ["true"], "stdout": "("}})

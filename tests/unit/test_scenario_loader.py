@@ -276,3 +276,11 @@ def test_every_example_is_valid() -> None:
     names = [load_scenario(path).name for path in sorted(examples.glob("*.yaml"))]
 
     assert {"restart-recovery", "always-breaks", "pause-resume"} <= set(names)
+
+
+def test_a_comparison_that_can_never_hold_is_flagged() -> None:
+    """validate names the condition whose equals/min/max/regex contradict each other."""
+    [found] = problems("steps:\n  - probe: {command: {argv: [echo, '5']}, equals: 5, max: 3}\n")
+
+    assert "steps[0].probe" in found
+    assert "lies outside min/max: they can never hold together" in found

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from test_coordinator.domain.compare import mismatch
 from test_coordinator.engine.audit_check import (
     AuditCheckFailed,
     AuditNothingToJudge,
@@ -135,15 +136,9 @@ async def _metric(ctx: RunContext, check: MetricCheck) -> tuple[str, Any]:
     what = f"{spec.metric}{labels}"
     if value is None:
         raise CheckFailed(f"{what} is not exposed at {url}")
-    problems = []
-    if spec.equals is not None and value != spec.equals:
-        problems.append(f"expected {spec.equals:g}")
-    if spec.min is not None and value < spec.min:
-        problems.append(f"below the minimum {spec.min:g}")
-    if spec.max is not None and value > spec.max:
-        problems.append(f"above the maximum {spec.max:g}")
+    problems = mismatch(value, equals=spec.equals, min=spec.min, max=spec.max)
     if problems:
-        raise CheckFailed(f"{what} is {value:g}: " + ", ".join(problems), value)
+        raise CheckFailed(f"{what}: " + "; ".join(problems), value)
     return f"{what} is {value:g}", value
 
 
@@ -208,14 +203,20 @@ async def _load(ctx: RunContext, check: LoadCheck) -> tuple[str, Any]:
         end_ms = around + spec.window.after * 1000.0
         window = f" in {start_ms:.0f}..{end_ms:.0f} ms"
     stats = runner.summary(start_ms, end_ms)
+    reasons = dict(stats.reasons)
+    why = " (" + ", ".join(f"{r}: {n}" for r, n in reasons.items()) + ")" if reasons else ""
     summary = (
-        f"{stats.count} requests{window}, {stats.error_rate:.2%} errors, "
+        f"{stats.count} requests{window}, {stats.error_rate:.2%} errors{why}, "
         f"p50 {_ms(stats.p50_ms)}, p95 {_ms(stats.p95_ms)}, p99 {_ms(stats.p99_ms)}"
     )
+    if stats.skipped:
+        summary += f"; {stats.skipped} sends skipped: the load generator fell behind"
     value = {
         "count": stats.count,
         "errors": stats.errors,
         "error_rate": stats.error_rate,
+        "reasons": reasons,
+        "skipped": stats.skipped,
         "p50_ms": stats.p50_ms,
         "p95_ms": stats.p95_ms,
         "p99_ms": stats.p99_ms,

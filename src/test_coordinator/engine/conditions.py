@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from test_coordinator.domain.compare import mismatch
 from test_coordinator.engine.ports import Probe, ProbeFactory, ProbeOutcome
-from test_coordinator.runtime.json_path import JsonPathError, json_equal, json_path
+from test_coordinator.runtime.json_path import JsonPathError, json_path
 from test_coordinator.runtime.probes import ProbeResult
 from test_coordinator.scenario.inventory import Service
 from test_coordinator.scenario.probes import Condition
@@ -105,51 +105,13 @@ def judge(condition: Condition, value: Any, detail: str, latency_ms: float = 0.0
             value = json_path(value, condition.json_path)
         except JsonPathError as exc:
             return ProbeResult(False, None, str(exc), latency_ms)
-    problems = []
-    if condition.equals is not None and not _equal(condition.equals, value):
-        problems.append(f"value {value!r}, expected {condition.equals!r}")
-    if condition.min is not None or condition.max is not None:
-        number = _number(value)
-        if number is None:
-            problems.append(f"value {value!r} is not a number")
-        else:
-            if condition.min is not None and number < condition.min:
-                problems.append(f"value {number:g} is below the minimum {condition.min:g}")
-            if condition.max is not None and number > condition.max:
-                problems.append(f"value {number:g} is above the maximum {condition.max:g}")
-    if condition.regex is not None and re.search(condition.regex, _text(value)) is None:
-        problems.append(f"value {_text(value)[:200]!r} does not match /{condition.regex}/")
+    problems = mismatch(
+        value,
+        equals=condition.equals,
+        min=condition.min,
+        max=condition.max,
+        regex=condition.regex,
+    )
     if problems:
         return ProbeResult(False, value, "; ".join(problems), latency_ms)
     return ProbeResult(True, value, detail, latency_ms)
-
-
-def _equal(expected: Any, actual: Any) -> bool:
-    if json_equal(expected, actual):
-        return True
-    # A captured value is substituted as text: "42" equals 42.
-    return isinstance(expected, str) and not isinstance(actual, str) and expected == _text(actual)
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            return None
-    return None
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    import json
-
-    try:
-        return json.dumps(value)
-    except (TypeError, ValueError):
-        return str(value)

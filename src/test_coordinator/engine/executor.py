@@ -61,7 +61,7 @@ from test_coordinator.scenario.durations import format_duration
 from test_coordinator.scenario.loader import LoadedScenario
 from test_coordinator.scenario.steps import targets_of
 from test_coordinator.scenario.timeline import choose_targets, plan_steps, step_names
-from test_coordinator.targets.port import RunScope, TargetError
+from test_coordinator.targets.port import RunScope, TargetError, TargetState
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +237,11 @@ class _Run:
         checker = ConditionChecker(self.model.services, self.deps.probes, self.deps.clock)
         recoveries = RecoveryTracker(targets, self.journal, self.deps.poll_interval_s)
         for name in self.model.services:
-            recoveries.use_probe(name, checker.health_probe(name))
+            recoveries.use_probe(
+                name,
+                checker.health_probe(name),
+                self.model.services[name].health.interval(self.deps.poll_interval_s),
+            )
         checker.observer = recoveries.observed
         audit = self._audit()
         return RunContext(
@@ -357,6 +361,8 @@ class _Run:
         return status is Status.PASSED
 
     async def _start_service(self, ctx: RunContext, name: str) -> None:
+        """Start ``name`` and wait until its health probe answers, or until it exits: an exit
+        ends the wait at once, explained by the backend (``exit_problem``)."""
         service = self.model.services[name]
         identity = await start_service(ctx, name)
         record_started(ctx, name, identity, "setup")
@@ -366,16 +372,44 @@ class _Run:
             outcome = await probe.check()
             return ProbeResult(outcome.ok, outcome.value, outcome.detail, outcome.latency_ms)
 
-        try:
-            _, observed = await wait_until(
-                healthy, deadline_s=service.start_timeout, interval_s=self.deps.poll_interval_s
+        async def exited() -> ProbeResult:
+            state = ctx.targets.state(name)
+            return ProbeResult(state is TargetState.EXITED, state, f"{name} is {state}", 0.0)
+
+        interval = service.health.interval(self.deps.poll_interval_s)
+        waiting = asyncio.ensure_future(
+            wait_until(healthy, deadline_s=service.start_timeout, interval_s=interval)
+        )
+        # Outlives the health wait, which ends first unless the service exits.
+        watching = asyncio.ensure_future(
+            wait_until(
+                exited,
+                deadline_s=2 * service.start_timeout + 60.0,
+                interval_s=max(interval, 0.001),
             )
+        )
+        try:
+            await asyncio.wait([waiting, watching], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (waiting, watching):
+                task.cancel()
+            await asyncio.wait([waiting, watching])
+        # Healthy, but already exited: the answer came from something else (a daemon it
+        # forked), or it died at once; either way the run would not be acting on it.
+        if ctx.targets.state(name) is TargetState.EXITED:
+            problem = await ctx.targets.exit_problem(name)
+            raise StepFailed(problem or f"{name} exited before it was healthy")
+        if not waiting.cancelled() and waiting.exception() is None:
+            _, observed = waiting.result()
+            self.journal.record("service.healthy", at_ms=self.clock.ms(observed), service=name)
+            return
+        try:
+            waiting.result()
         except DeadlineExceeded as exc:
             last = exc.last.detail if exc.last is not None else "no answer"
             raise StepFailed(
                 f"{name} not healthy within {format_duration(service.start_timeout)}; last: {last}"
             ) from None
-        self.journal.record("service.healthy", at_ms=self.clock.ms(observed), service=name)
 
     async def _steady_state(self, ctx: RunContext, when: str) -> bool:
         ok = True

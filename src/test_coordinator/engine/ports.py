@@ -56,6 +56,13 @@ class LoadStats(Protocol):
     def p99_ms(self) -> float | None: ...
     @property
     def max_ms(self) -> float | None: ...
+    @property
+    def reasons(self) -> Mapping[str, int]:
+        """The failed attempts by reason (``timeout``, ``refused``, ``status 503`` ...)."""
+
+    @property
+    def skipped(self) -> int:
+        """Sends the generator itself missed (it fell behind); neither requests nor errors."""
 
 
 class LoadRunner(Protocol):

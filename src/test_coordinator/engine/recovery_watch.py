@@ -58,10 +58,14 @@ class RecoveryTracker:
         self._interval_s = interval_s
         self._watches: list[Watch] = []
         self._probes: dict[str, Probe] = {}
+        self._intervals: dict[str, float] = {}
 
-    def use_probe(self, service: str, probe: Probe) -> None:
-        """The probe that tells whether ``service`` is healthy (its inventory health)."""
+    def use_probe(self, service: str, probe: Probe, interval_s: float | None = None) -> None:
+        """The probe that tells whether ``service`` is healthy (its inventory health), and
+        how often to poll it (default: the tracker's interval)."""
         self._probes[service] = probe
+        if interval_s is not None:
+            self._intervals[service] = interval_s
 
     def begin(
         self,
@@ -140,7 +144,9 @@ class RecoveryTracker:
 
         try:
             _, observed = await wait_until(
-                healthy, deadline_s=WATCH_LIMIT_S, interval_s=self._interval_s
+                healthy,
+                deadline_s=WATCH_LIMIT_S,
+                interval_s=self._intervals.get(service, self._interval_s),
             )
         except DeadlineExceeded:
             return

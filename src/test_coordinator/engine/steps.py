@@ -120,7 +120,7 @@ async def _wait(ctx: RunContext, step_id: str, step: WaitStep, targets: tuple[st
 
 async def _expect(ctx: RunContext, step_id: str, step: ExpectStep, targets: tuple[str, ...]) -> Any:
     spec = step.expect
-    interval = spec.every if spec.every is not None else ctx.deps.poll_interval_s
+    interval = spec.every if spec.every is not None else _default_interval(ctx, spec)
     try:
         result, _ = await wait_until(
             lambda: ctx.checker.check(spec), deadline_s=spec.within, interval_s=interval
@@ -133,6 +133,16 @@ async def _expect(ctx: RunContext, step_id: str, step: ExpectStep, targets: tupl
         ) from None
     _capture(ctx, step_id, step.capture, result.value)
     return result.value
+
+
+def _default_interval(ctx: RunContext, condition: Condition) -> float:
+    """How often to poll a condition that does not say: as its probes are polled."""
+    default = ctx.deps.poll_interval_s
+    services = ctx.loaded.model.services
+    if condition.healthy is not None:
+        return max(services[name].health.interval(default) for name in condition.healthy)
+    spec = condition.probe
+    return spec.interval(default) if spec is not None else default
 
 
 async def _probe(ctx: RunContext, step_id: str, step: ProbeStep, targets: tuple[str, ...]) -> Any:
@@ -201,7 +211,7 @@ async def _background(
     runner.start()
     ctx.loads[ctx.step_names[step_id]] = runner
     ctx.background.add_load(step_id, runner)
-    ctx.journal.record("load.started", step=step_id, url=spec.load.url, rate=spec.load.rate)
+    ctx.journal.record("load.started", step=step_id, url=spec.load.describe(), rate=spec.load.rate)
     if spec.load.duration is not None:
         ctx.background.spawn(step_id, _stop_after(ctx, runner, spec.load.duration, step_id))
 

@@ -14,14 +14,17 @@ def health_verifier(probes: ProbeFactory, interval_s: float) -> HealthCheck:
     async def healthy(action: UndoAction) -> str:
         if action.health is None:
             raise UndoFailed(f"{action.service}: no health probe was recorded; cannot verify it")
-        probe = probes.probe(ProbeSpec.model_validate(action.health))
+        spec = ProbeSpec.model_validate(action.health)
+        probe = probes.probe(spec)
 
         async def once() -> ProbeResult:
             outcome = await probe.check()
             return ProbeResult(outcome.ok, outcome.value, outcome.detail, outcome.latency_ms)
 
         try:
-            await wait_until(once, deadline_s=action.start_timeout_s, interval_s=interval_s)
+            await wait_until(
+                once, deadline_s=action.start_timeout_s, interval_s=spec.interval(interval_s)
+            )
         except DeadlineExceeded as exc:
             last = exc.last.detail if exc.last is not None else "no answer"
             raise UndoFailed(

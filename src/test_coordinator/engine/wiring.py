@@ -23,7 +23,12 @@ from test_coordinator.guard.launcher import ProcessGuard
 from test_coordinator.ports.audit import AuditSink, Correlation
 from test_coordinator.ports.storage import RunStore
 from test_coordinator.runtime.http_client import new_http_client
-from test_coordinator.runtime.load import LoadGenerator
+from test_coordinator.runtime.load import (
+    CommandTarget,
+    LoadGenerator,
+    LoadTarget,
+    TcpTarget,
+)
 from test_coordinator.runtime.metrics_scrape import MetricsScrapeError, scrape_metric
 from test_coordinator.runtime.polling import DEFAULT_POLL_INTERVAL_S
 from test_coordinator.runtime.probes import CommandProbe, GrpcHealthProbe, HttpProbe, TcpProbe
@@ -52,9 +57,16 @@ class RuntimeProbes:
             return TcpProbe(spec.tcp.host, spec.tcp.port, timeout_s=spec.tcp.timeout)
         if spec.grpc is not None:
             return GrpcHealthProbe(spec.grpc.target, spec.grpc.service, timeout_s=spec.grpc.timeout)
-        assert spec.command is not None
+        command = spec.command
+        assert command is not None
         return CommandProbe(
-            spec.command.argv, timeout_s=spec.command.timeout, expect_exit=spec.command.exit
+            command.argv,
+            timeout_s=command.timeout,
+            expect_exit=command.exit,
+            env=command.env,
+            cwd=Path(command.cwd) if command.cwd else None,
+            expect_stdout=command.stdout,
+            expect_stderr=command.stderr,
         )
 
 
@@ -124,8 +136,19 @@ async def runtime_deps(
             raise InfrastructureError(str(exc)) from exc
 
     def load_factory(spec: LoadSpec, origin_s: float) -> LoadRunner:
+        target: str | LoadTarget
+        if spec.tcp is not None:
+            target = TcpTarget(spec.tcp.host, spec.tcp.port)
+        elif spec.command is not None:
+            command = spec.command
+            target = CommandTarget(
+                command.argv, env=command.env, cwd=Path(command.cwd) if command.cwd else None
+            )
+        else:
+            assert spec.url is not None
+            target = spec.url
         return LoadGenerator(
-            spec.url,
+            target,
             spec.rate,
             method=spec.method,
             timeout_s=spec.timeout,

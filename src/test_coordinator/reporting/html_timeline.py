@@ -372,8 +372,10 @@ def _load_lane(
         left, right = scale.x(window.start_ms), scale.x(window.end_ms)
         failed = "?" if window.errors is None else str(window.errors)
         label = f"check {window.check_index}: {failed} errors / {window.requests}"
+        why = ", ".join(f"{reason}: {count}" for reason, count in window.reasons)
         title = (
-            f"{window.name}: {window.status}, {label} in {window.start_ms:g}..{window.end_ms:g} ms"
+            f"{window.name}: {window.status}, {label}{f' ({why})' if why else ''} "
+            f"in {window.start_ms:g}..{window.end_ms:g} ms"
         )
         state = "failed" if window.status != "passed" else "passed"
         path = f"M{left:.1f},{top + 8:.1f}V{top:.1f}H{right:.1f}V{top + 8:.1f}"

@@ -137,6 +137,8 @@ class LoadWindow:
     end_ms: float
     requests: int | None
     errors: int | None
+    reasons: tuple[tuple[str, int], ...] = ()
+    """The failed requests by reason (``timeout``, ``refused``, ``status 503`` ...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -470,6 +472,8 @@ def _load_windows(checks: Sequence[CheckView]) -> tuple[LoadWindow, ...]:
             continue
         value = _mapping(check.value)
         errors = _number(value.get("errors"))
+        counted = ((str(r), _number(n)) for r, n in _mapping(value.get("reasons")).items())
+        reasons = tuple((reason, int(n)) for reason, n in counted if n is not None)
         windows.append(
             LoadWindow(
                 check.index,
@@ -479,6 +483,7 @@ def _load_windows(checks: Sequence[CheckView]) -> tuple[LoadWindow, ...]:
                 float(match.group(3)),
                 int(match.group(1)),
                 int(errors) if errors is not None else None,
+                reasons,
             )
         )
     return tuple(windows)

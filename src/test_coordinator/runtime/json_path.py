@@ -81,20 +81,5 @@ def _as_index(part: PathPart) -> int | None:
     return None
 
 
-def json_equal(expected: Any, actual: Any) -> bool:
-    """Equality as JSON means it: ``true`` is not ``1``, but ``1`` is ``1.0``."""
-    if isinstance(expected, bool) or isinstance(actual, bool):
-        return type(expected) is type(actual) and expected == actual
-    if isinstance(expected, Mapping) and isinstance(actual, Mapping):
-        return expected.keys() == actual.keys() and all(
-            json_equal(expected[k], actual[k]) for k in expected
-        )
-    if _is_list(expected) and _is_list(actual):
-        return len(expected) == len(actual) and all(
-            json_equal(e, a) for e, a in zip(expected, actual, strict=True)
-        )
-    return bool(expected == actual)
-
-
 def _is_list(value: Any) -> bool:
     return isinstance(value, Sequence) and not isinstance(value, str | bytes)

@@ -1,28 +1,59 @@
-"""A built-in HTTP load generator: open-loop requests at a set rate, every outcome kept.
+"""A built-in load generator: open-loop HTTP requests, TCP connects or commands at a set
+rate, every outcome kept with its reason.
 
-Open loop: request *i* is sent at ``start + i / rate`` whatever happened to the
+Open loop: attempt *i* is due at ``start + i / rate`` whatever happened to the
 earlier ones, so a slow or stuck server does not slow the load down (and hide
-its own latency). Requests in flight are bounded by ``max_in_flight``; a send
+its own latency). Attempts in flight are bounded by ``max_in_flight``; a send
 that finds the bound reached is recorded as a failed sample ("not sent"), never
-queued. Each request is bounded by ``timeout_s``. The generator stops by itself
-after ``max_duration_s`` in any case.
+queued (the default bound is never reached: see ``LoadGenerator``). Each attempt is
+bounded by ``timeout_s``, counted from when it was actually sent. The generator
+stops by itself after ``max_duration_s`` in any case.
 
-Times are milliseconds on the monotonic ``clock``, relative to ``origin_s`` (the
+The sending runs in a thread of its own (:mod:`runtime.load_loop`), so that
+neither the coordinator's event loop nor a busy machine is taken for the
+server's latency: see that module for how a deadline is judged. A send that
+thread makes late is made at once (catch-up); one it could not make within a
+second of its slot is skipped and counted (``skipped``), never as an error.
+
+Times are milliseconds on the monotonic clock, relative to ``origin_s`` (the
 executor passes its run's origin, so that samples line up with its timeline).
-A sample's ``at_ms`` is when its request was sent.
+A sample's ``at_ms`` is when its attempt was sent; its ``reason`` says in one
+word why it failed: ``refused``, ``reset``, ``timeout``, ``status N``,
+``exit N``, ``not sent`` or ``other`` (``error`` says it in words).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-import httpx
+from test_coordinator.runtime.load_command import CommandTarget
+from test_coordinator.runtime.load_http import HttpTarget
+from test_coordinator.runtime.load_loop import (
+    MAX_LATE_S,
+    STOP_GRACE_S,
+    LoadRun,
+    LoadTarget,
+    Outcome,
+)
+from test_coordinator.runtime.load_tcp import TcpTarget
 
-from test_coordinator.runtime.http_client import describe_http_error, new_http_client
+__all__ = [
+    "CommandTarget",
+    "HttpTarget",
+    "LoadGenerator",
+    "LoadSample",
+    "LoadSummary",
+    "LoadTarget",
+    "TcpTarget",
+    "percentile",
+    "summarize",
+]
 
 DEFAULT_MAX_DURATION_S = 900.0
 MAX_RATE_PER_S = 5000.0
@@ -35,6 +66,8 @@ class LoadSample:
     ok: bool
     status: int | None
     error: str
+    reason: str = ""
+    """Why it failed in one word (see the module); empty when ok."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +76,8 @@ class LoadSummary:
 
     With no samples, the count is 0, the error rate 0.0 and the latencies None.
     Latencies cover every sample, failed ones included (a refused connection is
-    fast, a timed-out one is ``timeout_s``).
+    fast, a timed-out one is ``timeout_s``). ``reasons`` counts the failed samples
+    by reason; ``skipped`` the sends the generator itself missed (not samples).
     """
 
     count: int
@@ -53,6 +87,8 @@ class LoadSummary:
     p95_ms: float | None
     p99_ms: float | None
     max_ms: float | None
+    reasons: dict[str, int] = field(default_factory=dict)
+    skipped: int = 0
 
 
 def percentile(sorted_values: Sequence[float], pct: float) -> float:
@@ -66,19 +102,25 @@ def percentile(sorted_values: Sequence[float], pct: float) -> float:
     return sorted_values[max(rank, 1) - 1]
 
 
+def _within(at_ms: float, start_ms: float | None, end_ms: float | None) -> bool:
+    return (start_ms is None or at_ms >= start_ms) and (end_ms is None or at_ms < end_ms)
+
+
 def summarize(
-    samples: Sequence[LoadSample], start_ms: float | None = None, end_ms: float | None = None
+    samples: Sequence[LoadSample],
+    start_ms: float | None = None,
+    end_ms: float | None = None,
+    skipped_ms: Sequence[float] = (),
 ) -> LoadSummary:
-    """Summary of the samples sent in ``[start_ms, end_ms)`` (either bound may be open)."""
-    window = [
-        s
-        for s in samples
-        if (start_ms is None or s.at_ms >= start_ms) and (end_ms is None or s.at_ms < end_ms)
-    ]
+    """Summary of the samples sent in ``[start_ms, end_ms)`` (either bound may be open);
+    ``skipped_ms`` are the moments of missed sends."""
+    window = [s for s in samples if _within(s.at_ms, start_ms, end_ms)]
+    skipped = sum(1 for at in skipped_ms if _within(at, start_ms, end_ms))
     if not window:
-        return LoadSummary(0, 0, 0.0, None, None, None, None)
+        return LoadSummary(0, 0, 0.0, None, None, None, None, {}, skipped)
     latencies = sorted(s.latency_ms for s in window)
-    errors = sum(1 for s in window if not s.ok)
+    reasons = Counter(s.reason or "other" for s in window if not s.ok)
+    errors = sum(reasons.values())
     return LoadSummary(
         count=len(window),
         errors=errors,
@@ -87,25 +129,44 @@ def summarize(
         p95_ms=percentile(latencies, 95),
         p99_ms=percentile(latencies, 99),
         max_ms=latencies[-1],
+        reasons=dict(reasons.most_common()),
+        skipped=skipped,
     )
 
 
-class LoadGenerator:
-    """Sends ``method url`` at ``rate_per_s`` from start() until stop().
+def _allow_open_files(count: int) -> None:
+    """Raise the soft limit on open files towards ``count`` (each attempt in flight holds
+    one): a generator that runs out of descriptors would report failures of its own."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= count:
+        return
+    wanted = count if hard == resource.RLIM_INFINITY else min(count, hard)
+    if wanted > soft:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
-    ``expect_status`` says which statuses count as success (default: below 400).
-    Pass a shared ``client`` or let the generator make (and close) its own.
+
+class LoadGenerator:
+    """Sends to ``target`` at ``rate_per_s`` from start() until stop().
+
+    ``target`` is a URL (``method url``; ``expect_status`` says which statuses
+    count as success, default below 400) or a :class:`LoadTarget`
+    (:class:`TcpTarget`, :class:`CommandTarget`). ``max_in_flight`` defaults to
+    what the rate can have in flight at all, ``rate x (timeout + 1 s)``; starting
+    raises the process's soft limit on open files to match where it can.
     """
 
     def __init__(
         self,
-        url: str,
+        target: str | LoadTarget,
         rate_per_s: float,
         *,
         method: str = "GET",
         timeout_s: float = 1.0,
-        client: httpx.AsyncClient | None = None,
-        clock: Callable[[], float] = time.monotonic,
         origin_s: float | None = None,
         expect_status: Sequence[int] | None = None,
         max_in_flight: int | None = None,
@@ -115,22 +176,24 @@ class LoadGenerator:
             raise ValueError(f"rate_per_s must be in (0, {MAX_RATE_PER_S:g}], not {rate_per_s}")
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, not {timeout_s}")
-        self.url = url
+        self.target = (
+            HttpTarget(target, method, expect_status) if isinstance(target, str) else target
+        )
+        self.description = self.target.description
         self.rate_per_s = rate_per_s
-        self.method = method.upper()
         self.timeout_s = timeout_s
-        self.expect_status = tuple(expect_status) if expect_status is not None else None
-        self.max_in_flight = max_in_flight or math.ceil(rate_per_s * timeout_s) + 8
+        # By default the bound never refuses a send: sends are at most MAX_LATE_S late, so
+        # no more than this many can be sent within any one timeout.
+        self.max_in_flight = max_in_flight or math.ceil(rate_per_s * (timeout_s + MAX_LATE_S)) + 8
         self.max_duration_s = max_duration_s
-        self._clock = clock
         self._origin_s = origin_s
-        self._client = client
-        self._owns_client = client is None
-        self._request: httpx.Request | None = None
         self._samples: list[LoadSample] = []
-        self._in_flight: set[asyncio.Task[None]] = set()
-        self._scheduler: asyncio.Task[None] | None = None
+        self._run: LoadRun | None = None
         self._stopped = False
+
+    @property
+    def url(self) -> str:
+        return self.description
 
     @property
     def origin_s(self) -> float | None:
@@ -138,38 +201,42 @@ class LoadGenerator:
 
     @property
     def running(self) -> bool:
-        return self._scheduler is not None and not self._scheduler.done()
+        """Still sending (not yet stopped, nor past ``max_duration_s``)."""
+        return self._run is not None and self._run.sending and not self._run.finished.is_set()
 
     def start(self) -> None:
-        """Begin sending (needs a running event loop); a second call does nothing."""
+        """Begin sending, in a thread of its own; a second call does nothing."""
         if self._stopped:
             raise RuntimeError("a stopped LoadGenerator cannot start again; make a new one")
-        if self._scheduler is not None:
+        if self._run is not None:
             return
         if self._origin_s is None:
-            self._origin_s = self._clock()
-        if self._client is None:
-            self._client = new_http_client(max_connections=self.max_in_flight)
-        self._request = self._client.build_request(self.method, self.url, timeout=self.timeout_s)
-        self._scheduler = asyncio.create_task(self._schedule(), name=f"load:{self.url}")
+            self._origin_s = time.monotonic()
+        _allow_open_files(self.max_in_flight + 64)
+        self._run = LoadRun(
+            self.target,
+            self.rate_per_s,
+            timeout_s=self.timeout_s,
+            max_in_flight=self.max_in_flight,
+            max_duration_s=self.max_duration_s,
+            record=self._record,
+        )
+        self._run.start()
 
     async def stop(self) -> None:
-        """Stop sending, let requests in flight finish (each is bounded by
-        ``timeout_s``), and close the client if the generator made it. Idempotent."""
-        if self._stopped:
-            return
+        """Stop sending and let attempts in flight finish (each is bounded by
+        ``timeout_s``). Idempotent."""
         self._stopped = True
-        if self._scheduler is not None:
-            self._scheduler.cancel()
-            await asyncio.wait([self._scheduler])
-        if self._in_flight:
-            _, pending = await asyncio.wait(self._in_flight, timeout=self.timeout_s + 1.0)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending)
-        if self._owns_client and self._client is not None:
-            await self._client.aclose()
+        run = self._run
+        if run is None:
+            return
+        run.request_stop()
+        bound = self.timeout_s + STOP_GRACE_S + 1.0
+        if not await asyncio.to_thread(run.finished.wait, bound):
+            run.request_stop(abort=True)
+            await asyncio.to_thread(run.finished.wait, 1.0)
+        if run.error is not None:
+            raise RuntimeError(f"the load on {self.description} failed: {run.error!r}")
 
     async def __aenter__(self) -> LoadGenerator:
         self.start()
@@ -179,59 +246,27 @@ class LoadGenerator:
         await self.stop()
 
     def samples(self) -> list[LoadSample]:
-        """Every recorded outcome so far, in the order the requests were sent."""
-        return sorted(self._samples, key=lambda s: s.at_ms)
+        """Every recorded outcome so far, in the order the attempts were sent."""
+        return sorted(list(self._samples), key=lambda s: s.at_ms)
+
+    def skipped_ms(self) -> list[float]:
+        """When the sends the generator itself missed were due (ms from the origin)."""
+        origin = self._origin_s or 0.0
+        skipped = list(self._run.skipped) if self._run is not None else []
+        return [round((at - origin) * 1000.0, 3) for at in skipped]
 
     def summary(self, start_ms: float | None = None, end_ms: float | None = None) -> LoadSummary:
-        return summarize(self._samples, start_ms, end_ms)
+        return summarize(list(self._samples), start_ms, end_ms, self.skipped_ms())
 
-    async def _schedule(self) -> None:
-        period = 1.0 / self.rate_per_s
-        first = self._clock()
-        sent = 0
-        while True:
-            target = first + sent * period
-            if target - first >= self.max_duration_s:
-                return
-            delay = target - self._clock()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            self._send()
-            sent += 1
-
-    def _send(self) -> None:
-        at = self._clock()
-        if len(self._in_flight) >= self.max_in_flight:
-            self._record(at, at, None, f"not sent: {len(self._in_flight)} requests in flight")
-            return
-        task = asyncio.create_task(self._request_once(at))
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
-
-    async def _request_once(self, at: float) -> None:
-        assert self._client is not None and self._request is not None
-        try:
-            async with asyncio.timeout(self.timeout_s):
-                response = await self._client.send(self._request)
-        except TimeoutError:
-            self._record(at, self._clock(), None, f"no answer within {self.timeout_s:g} s")
-            return
-        except (httpx.HTTPError, OSError) as exc:
-            self._record(at, self._clock(), None, describe_http_error(exc))
-            return
-        status = response.status_code
-        expected = self.expect_status
-        ok = status in expected if expected is not None else status < 400
-        self._record(at, self._clock(), status, "" if ok else f"status {status}")
-
-    def _record(self, sent: float, done: float, status: int | None, error: str) -> None:
+    def _record(self, started: float, outcome: Outcome) -> None:
         origin = self._origin_s if self._origin_s is not None else 0.0
         self._samples.append(
             LoadSample(
-                at_ms=(sent - origin) * 1000.0,
-                latency_ms=(done - sent) * 1000.0,
-                ok=not error,
-                status=status,
-                error=error,
+                at_ms=round((started - origin) * 1000.0, 3),
+                latency_ms=round(max(outcome.done_at - started, 0.0) * 1000.0, 3),
+                ok=outcome.ok,
+                status=outcome.status,
+                error=outcome.error,
+                reason=outcome.reason,
             )
         )

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import time
 from collections.abc import Mapping, Sequence
@@ -20,12 +21,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
+from test_coordinator.domain.compare import equal
 from test_coordinator.runtime.http_client import (
     describe_http_error,
     new_http_client,
     os_error_reason,
 )
-from test_coordinator.runtime.json_path import JsonPathError, json_equal, json_path
+from test_coordinator.runtime.json_path import JsonPathError, json_path
 from test_coordinator.runtime.probe_result import ProbeResult
 
 if TYPE_CHECKING:
@@ -39,7 +41,6 @@ __all__ = [
     "Probe",
     "ProbeResult",
     "TcpProbe",
-    "json_equal",
     "json_path",
 ]
 
@@ -162,7 +163,7 @@ def _field_problems(value: Any, fields: Mapping[str, Any]) -> list[str]:
         except JsonPathError as exc:
             problems.append(str(exc))
             continue
-        if not json_equal(expected, actual):
+        if not equal(expected, actual):
             problems.append(f"{path} is {actual!r}, expected {expected!r}")
     return problems
 
@@ -277,9 +278,15 @@ class GrpcHealthProbe:
 
 
 class CommandProbe:
-    """A command that must exit with ``expect_exit``; ``value`` is its stdout, stripped.
+    """A command that must exit with ``expect_exit`` (and whose stdout and stderr must match
+    ``expect_stdout`` / ``expect_stderr``, regular expressions searched anywhere, when
+    given); ``value`` is its stdout, stripped.
 
-    It runs in its own process group, which is killed as a whole on timeout.
+    It runs in a session and process group of its own. Its answer is in once the
+    command itself has exited: what is left of its group is killed then, and the
+    output already written is read without waiting for an end of file that a
+    grandchild which left the group (``setsid``) may hold back. At ``timeout_s``
+    the whole group is killed: the timeout bounds the probe's wall time.
     """
 
     def __init__(
@@ -290,6 +297,8 @@ class CommandProbe:
         *,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        expect_stdout: str | None = None,
+        expect_stderr: str | None = None,
     ) -> None:
         if not argv:
             raise ValueError("CommandProbe needs a command")
@@ -298,6 +307,8 @@ class CommandProbe:
         self.expect_exit = expect_exit
         self.env = dict(env or {})
         self.cwd = cwd
+        self.expect_stdout = expect_stdout
+        self.expect_stderr = expect_stderr
 
     def __repr__(self) -> str:
         return f"CommandProbe({' '.join(self.argv)})"
@@ -305,8 +316,11 @@ class CommandProbe:
     async def check(self) -> ProbeResult:
         started = time.perf_counter()
         name = self.argv[0]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
         try:
-            process = await asyncio.create_subprocess_exec(
+            transport, output = await loop.subprocess_exec(
+                lambda: _CommandOutput(loop),
                 *self.argv,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
@@ -318,37 +332,101 @@ class CommandProbe:
         except OSError as exc:
             return ProbeResult(False, None, f"{name}: cannot run: {exc}", _elapsed_ms(started))
         try:
-            async with asyncio.timeout(self.timeout_s):
-                stdout, stderr = await process.communicate()
-        except TimeoutError:
-            await _kill_group(process)
-            return ProbeResult(
-                False,
-                None,
-                f"{name}: still running after {self.timeout_s:g} s; killed",
-                _elapsed_ms(started),
-            )
+            await asyncio.wait([output.exited], timeout=max(deadline - loop.time(), 0.0))
+            _kill_group(transport.get_pid())
+            if not output.exited.done():
+                await asyncio.wait([output.exited], timeout=_REAP_WAIT_S)
+                return ProbeResult(
+                    False,
+                    None,
+                    f"{name}: still running after {self.timeout_s:g} s; killed",
+                    _elapsed_ms(started),
+                )
+            await output.drained(min(loop.time() + _DRAIN_MAX_S, deadline))
         except BaseException:
-            await _kill_group(process)
+            _kill_group(transport.get_pid())
+            if not output.exited.done():
+                await asyncio.wait([output.exited], timeout=_REAP_WAIT_S)
             raise
-        latency_ms = _elapsed_ms(started)
-        value = stdout.decode("utf-8", "replace").strip()
-        code = process.returncode
+        finally:
+            transport.close()
+        return self._judge(name, transport.get_returncode(), output, _elapsed_ms(started))
+
+    def _judge(
+        self, name: str, code: int | None, output: _CommandOutput, latency_ms: float
+    ) -> ProbeResult:
+        stdout = output.text(1)
+        stderr = output.text(2)
+        value = stdout.strip()
         if code != self.expect_exit:
-            err = stderr.decode("utf-8", "replace").strip()[-_OUTPUT_TAIL_CHARS:]
+            err = stderr.strip()[-_OUTPUT_TAIL_CHARS:]
             detail = f"{name}: exit status {code}, expected {self.expect_exit}"
             return ProbeResult(
                 False, value, detail + (f"; stderr: {err}" if err else ""), latency_ms
             )
+        problems = [
+            f"{stream} {text.strip()[:_OUTPUT_TAIL_CHARS]!r} does not match /{pattern}/"
+            for stream, text, pattern in (
+                ("stdout", stdout, self.expect_stdout),
+                ("stderr", stderr, self.expect_stderr),
+            )
+            if pattern is not None and re.search(pattern, text) is None
+        ]
+        if problems:
+            return ProbeResult(False, value, f"{name}: " + "; ".join(problems), latency_ms)
         return ProbeResult(True, value, f"{name}: exit status {code}", latency_ms)
 
 
-async def _kill_group(process: asyncio.subprocess.Process) -> None:
-    """SIGKILL the command's group and reap it (bounded); its pipes close with it."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    try:
-        async with asyncio.timeout(1.0):
-            await process.communicate()
-    except TimeoutError:
-        pass
+_REAP_WAIT_S = 1.0
+"""How long a killed command may take to be reaped."""
+_DRAIN_MAX_S = 0.1
+"""After the command exited, how long its output may keep arriving (while a grandchild
+that left its group holds the pipes open)."""
+_QUIET_S = 0.01
+"""After the command exited, no new output for this long: all it wrote has been read."""
+
+
+class _CommandOutput(asyncio.SubprocessProtocol):
+    """Collects a command's stdout and stderr; tells when it exited and when both pipes closed."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._output = {1: bytearray(), 2: bytearray()}
+        self._open = {1, 2}
+        self.exited: asyncio.Future[None] = loop.create_future()
+        self.closed: asyncio.Future[None] = loop.create_future()
+        self._loop = loop
+
+    def pipe_data_received(self, fd: int, data: bytes | bytearray) -> None:
+        self._output[fd] += data
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        self._open.discard(fd)
+        if not self._open and not self.closed.done():
+            self.closed.set_result(None)
+
+    def process_exited(self) -> None:
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+    def text(self, fd: int) -> str:
+        return self._output[fd].decode("utf-8", "replace")
+
+    async def drained(self, until: float) -> None:
+        """Until both pipes are closed, or no output arrived for ``_QUIET_S``: at least one
+        such wait, and none that starts after ``until`` (the loop's clock)."""
+        wait = _QUIET_S
+        while not self.closed.done() and wait > 0:
+            received = self._received()
+            await asyncio.wait([self.closed], timeout=wait)
+            if self._received() == received:
+                return
+            wait = min(_QUIET_S, until - self._loop.time())
+
+    def _received(self) -> int:
+        return len(self._output[1]) + len(self._output[2])
+
+
+def _kill_group(pgid: int) -> None:
+    """SIGKILL what is left of the command's process group (its own session)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)

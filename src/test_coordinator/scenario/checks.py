@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
+from test_coordinator.domain.compare import impossible
 from test_coordinator.scenario.probes import Condition
 from test_coordinator.scenario.types import (
     Duration,
@@ -54,6 +55,9 @@ class MetricSpec(Strict):
             raise ValueError("a metric check needs exactly one of service, url")
         if self.min is None and self.max is None and self.equals is None:
             raise ValueError("a metric check needs at least one of min, max, equals")
+        never = impossible(equals=self.equals, min=self.min, max=self.max)
+        if never is not None:
+            raise ValueError(never)
         return self
 
 

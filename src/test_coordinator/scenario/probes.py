@@ -6,9 +6,12 @@ from typing import Any, Literal
 
 from pydantic import Field, JsonValue, field_validator, model_validator
 
+from test_coordinator.domain.compare import impossible
 from test_coordinator.scenario.types import Duration, ServiceList, Strict, Text, checked_regex
 
 PROBE_KINDS = ("http", "tcp", "grpc", "command")
+COMMAND_MIN_EVERY_S = 0.05
+"""A command probe spawns a process each time: it is polled at most every 50 ms."""
 DEFAULT_PROBE_TIMEOUT_S = 1.0
 DEFAULT_COMMAND_TIMEOUT_S = 5.0
 
@@ -40,11 +43,24 @@ class GrpcProbeSpec(Strict):
 
 
 class CommandProbeSpec(Strict):
-    """A command (no shell) that must exit with ``exit``; its stdout is the value."""
+    """A command (no shell) that must exit with ``exit``, its stdout and stderr matching
+    the ``stdout`` and ``stderr`` regexes when given; its stdout (stripped) is the value.
+
+    ``env`` is added to the coordinator's environment; ``cwd`` is where it runs.
+    """
 
     argv: tuple[Text, ...] = Field(min_length=1)
+    env: dict[str, Text] = Field(default_factory=dict)
+    cwd: Text | None = None
     exit: int = 0
+    stdout: Text | None = None
+    stderr: Text | None = None
     timeout: Duration = DEFAULT_COMMAND_TIMEOUT_S
+
+    @field_validator("stdout", "stderr")
+    @classmethod
+    def _valid_regex(cls, value: str | None) -> str | None:
+        return checked_regex(value)
 
 
 class ProbeSpec(Strict):
@@ -54,11 +70,28 @@ class ProbeSpec(Strict):
     tcp: TcpProbeSpec | None = None
     grpc: GrpcProbeSpec | None = None
     command: CommandProbeSpec | None = None
+    every: Duration | None = None
+    """How often it is polled while waiting for the service (setup, recovery, undo);
+    default: the engine's interval (5 ms), and 50 ms for a command."""
 
     @model_validator(mode="after")
     def _exactly_one_probe(self) -> ProbeSpec:
         _require_one(self, PROBE_KINDS, "a probe")
+        if self.command is not None and self.every is not None and self.every < COMMAND_MIN_EVERY_S:
+            raise ValueError(
+                "every: a command probe starts a process each time; allowed: 50ms or more"
+            )
+        if self.every is not None and self.every <= 0:
+            raise ValueError("every: allowed: a duration above 0")
         return self
+
+    def interval(self, default_s: float) -> float:
+        """The polling interval: ``every``, else ``default_s`` (at least 50 ms for a command)."""
+        if self.every is not None:
+            return self.every
+        if self.command is not None:
+            return max(default_s, COMMAND_MIN_EVERY_S)
+        return default_s
 
     @property
     def kind(self) -> str:
@@ -101,6 +134,9 @@ class Condition(Strict):
                 f"{', '.join(compares)} compare a probe's value, and 'healthy' has none; "
                 "allowed with healthy: nothing else"
             )
+        never = impossible(equals=self.equals, min=self.min, max=self.max, regex=self.regex)
+        if never is not None:
+            raise ValueError(never)
         return self
 
     @property

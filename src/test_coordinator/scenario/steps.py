@@ -75,14 +75,59 @@ class BackgroundAlways(Condition):
     every: Duration = DEFAULT_ALWAYS_EVERY_S
 
 
-class LoadSpec(Strict):
-    """HTTP requests at ``rate`` per second, every outcome and latency recorded."""
+class LoadTcp(Strict):
+    """TCP connects; each one accepted is a success (and is closed at once)."""
 
-    url: Text
-    rate: float = Field(gt=0, le=10_000)
+    host: Text = "127.0.0.1"
+    port: int = Field(ge=1, le=65535)
+
+
+class LoadCommand(Strict):
+    """A command (no shell) run at the rate; exit status 0 is a success.
+
+    ``env`` is added to the coordinator's environment; ``cwd`` is where it runs.
+    """
+
+    argv: tuple[Text, ...] = Field(min_length=1)
+    env: dict[str, Text] = Field(default_factory=dict)
+    cwd: Text | None = None
+
+
+LOAD_KINDS = ("url", "tcp", "command")
+
+
+class LoadSpec(Strict):
+    """Attempts at ``rate`` per second, every outcome, latency and failure reason recorded:
+    HTTP requests (``url``, with ``method``), TCP connects (``tcp``) or commands
+    (``command``), exactly one of them."""
+
+    url: Text | None = None
+    tcp: LoadTcp | None = None
+    command: LoadCommand | None = None
+    rate: float = Field(gt=0, le=5_000)
     duration: Duration | None = None
     method: str = "GET"
     timeout: Duration = 2.0
+
+    @model_validator(mode="after")
+    def _exactly_one_kind(self) -> LoadSpec:
+        present = [name for name in LOAD_KINDS if getattr(self, name) is not None]
+        if len(present) != 1:
+            raise ValueError("load needs exactly one of url, tcp, command")
+        if self.url is None and "method" in self.model_fields_set:
+            raise ValueError("method goes with url (an HTTP load) only")
+        return self
+
+    def describe(self) -> str:
+        """What the load sends to, for the journal: the URL, ``tcp://host:port`` or
+        ``command: argv``."""
+        if self.tcp is not None:
+            host = f"[{self.tcp.host}]" if ":" in self.tcp.host else self.tcp.host
+            return f"tcp://{host}:{self.tcp.port}"
+        if self.command is not None:
+            return "command: " + " ".join(self.command.argv)
+        assert self.url is not None
+        return self.url
 
 
 class BackgroundSpec(Strict):

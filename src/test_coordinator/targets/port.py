@@ -92,6 +92,10 @@ class TargetBackend(Protocol):
 
     def state(self, name: str) -> TargetState: ...
 
+    async def exit_problem(self, name: str) -> str | None:
+        """Why the service is not running (None while it runs): one sentence with its exit
+        status and the tail of its error output, for a start that did not come up."""
+
     def identity(self, name: str) -> str | None:
         """Which incarnation runs now (changes on every start), None when not running."""
 

@@ -54,6 +54,9 @@ class RunTargets:
         backend = self._by_service.get(name)
         return backend.state(name) if backend is not None else TargetState.NOT_STARTED
 
+    async def exit_problem(self, name: str) -> str | None:
+        return await self.backend(name).exit_problem(name)
+
     def identity(self, name: str) -> str | None:
         backend = self._by_service.get(name)
         return backend.identity(name) if backend is not None else None

@@ -251,6 +251,24 @@ class DockerBackend:
                 self._by_id[fresh.container_id] = name
             self._seen[name] = fresh
 
+    async def exit_problem(self, name: str) -> str | None:
+        """The container's exit status and the last lines of its output, once it has stopped."""
+        seen = await self._refresh(name)
+        if seen.state in _LIVE or seen.container_id is None:
+            return None
+        cid = seen.container_id
+
+        def read() -> tuple[Any, str]:
+            attrs = self._api().inspect_container(cid)
+            tail = self._api().logs(cid, stdout=True, stderr=True, tail=5)
+            return attrs.get("State", {}).get("ExitCode"), tail.decode("utf-8", "replace")
+
+        code, tail = await self._call(name, "read why it stopped", read)
+        lines = " | ".join(line.strip() for line in tail.splitlines() if line.strip())
+        return f"{name} exited with status {code} before it was healthy" + (
+            f"; output: {lines[-400:]}" if lines else ""
+        )
+
     def log_paths(self, name: str) -> list[Path]:
         self._config(name)
         log_dir = self._scope.log_dir

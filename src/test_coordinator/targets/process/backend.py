@@ -6,6 +6,14 @@ process group, logs appended to files) with the run marker in its environment,
 so :meth:`remove` and a recovery after a crash find every process the run
 started, including the ones that left the group.
 
+A service that exits before it is seen healthy is explained by :meth:`exit_problem`
+(its status and the end of its stderr); one whose first process exits 0 and
+leaves processes behind daemonized: they are stopped, and the message says to
+run it in the foreground. What a service left is found by the run marker in
+the environment and by the marker file its processes hold open
+(:meth:`ProcessSupervisor.holders`), which survives a daemon that overwrote its
+environment.
+
 After a crash, a backend built from the undo log :meth:`adopt`\\s the
 incarnation a record names (pid and start time): it resumes exactly that
 process, never another one that reused its pid.
@@ -14,6 +22,7 @@ process, never another one that reused its pid.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -24,11 +33,17 @@ from typing import Any, TypeVar
 from test_coordinator.scenario.inventory import ProcessRun
 from test_coordinator.targets.port import RunScope, TargetError, TargetSpec, TargetState
 from test_coordinator.targets.process import procfs
-from test_coordinator.targets.process.marker import marker_env, terminate_marked
+from test_coordinator.targets.process.marker import (
+    marked_processes,
+    marker_env,
+    terminate_marked,
+)
 from test_coordinator.targets.process.supervisor import (
     KILL_WAIT_S,
     BackendError,
+    ExitedEarly,
     ProcessSpec,
+    ProcessState,
     ProcessSupervisor,
 )
 
@@ -63,6 +78,7 @@ class ProcessBackend:
         }
         self._supervisor = ProcessSupervisor(scope.log_dir)
         self._adopted: dict[str, procfs.ProcStat] = {}
+        self._exit_problems: dict[str, str] = {}
 
     @property
     def supervisor(self) -> ProcessSupervisor:
@@ -72,8 +88,7 @@ class ProcessBackend:
 
     async def start(self, name: str) -> str:
         self._adopted.pop(name, None)
-        pid = await _translated(self._supervisor.start(self._spec(name)))
-        return f"pid {pid}"
+        return await self._started(name, self._supervisor.start(self._spec(name)))
 
     async def stop(
         self, name: str, grace_s: float | None = None, signum: int | None = None
@@ -85,7 +100,17 @@ class ProcessBackend:
         await _translated(self._supervisor.stop(name, grace_s, first))
 
     async def restart(self, name: str) -> str:
-        pid = await _translated(self._supervisor.restart(name))
+        return await self._started(name, self._supervisor.restart(name))
+
+    async def _started(self, name: str, starting: Awaitable[int]) -> str:
+        self._exit_problems.pop(name, None)
+        try:
+            pid = await _translated(starting)
+        except TargetError as exc:
+            early = exc.__cause__
+            if isinstance(early, ExitedEarly):
+                raise TargetError(await self._explain_exit(name, early.swept)) from early
+            raise
         return f"pid {pid}"
 
     async def signal(self, name: str, signum: int) -> None:
@@ -138,6 +163,9 @@ class ProcessBackend:
             escaped = await terminate_marked(self._scope.run_id, name, grace)
         except TimeoutError as exc:
             raise TargetError(f"{name}: {exc}") from exc
+        held = self._supervisor.holders(name)
+        await _terminate(name, held, grace)
+        escaped = sorted({*escaped, *(stat.pid for stat in held)})
         if pid is None:
             # After a crash the supervisor knows no process: the marker finds them all.
             return f"{name} stopped (pids {escaped})" if escaped else f"{name} was not running"
@@ -155,6 +183,8 @@ class ProcessBackend:
             await terminate_marked(self._scope.run_id, None, 1.0)
         except TimeoutError as exc:
             raise TargetError(str(exc)) from exc
+        for name, held in self._supervisor.holders_of(list(self._specs)).items():
+            await _terminate(name, held, 1.0)
 
     # -- queries -----------------------------------------------------------
 
@@ -198,6 +228,44 @@ class ProcessBackend:
     def exit_code(self, name: str) -> int | None:
         return self._supervisor.exit_code(name)
 
+    async def exit_problem(self, name: str) -> str | None:
+        """Why the service is gone before it was seen healthy, as a sentence that names it;
+        None while it runs (or when this backend did not start it).
+
+        What its processes left behind is stopped first (and named): a first process that
+        exited 0 and left some means the command daemonized. Asked again for the same
+        incarnation, the same answer."""
+        if name in self._adopted or self._supervisor.state(name) is not ProcessState.EXITED:
+            return None
+        return await self._explain_exit(name)
+
+    async def _explain_exit(self, name: str, swept: list[int] | None = None) -> str:
+        """``swept``: what the supervisor already killed of the service's group."""
+        known = self._exit_problems.get(name)
+        if known is not None:
+            return known
+        code = self._supervisor.exit_code(name)
+        tail = self._supervisor.stderr_tail(name)
+        found = {stat.pid: stat for stat in marked_processes(self._scope.run_id, name)}
+        found.update((stat.pid, stat) for stat in self._supervisor.holders(name))
+        left = sorted({*found, *(swept or ())})
+        await _terminate(name, list(found.values()), self._spec(name).stop_grace_s)
+        if left and code == 0:
+            problem = (
+                f"{name} daemonized (its first process exited 0 and left pids {left}); "
+                "run it in the foreground (e.g. redis-server --daemonize no)"
+            )
+        else:
+            problem = f"{name} {_ended(code)} before it was healthy"
+            if tail:
+                problem += f"; stderr: {tail}"
+            if left:
+                problem += f"; stopped the processes it left: pids {left}"
+            elif code == 0:
+                problem += "; if it daemonizes, run it in the foreground"
+        self._exit_problems[name] = problem
+        return problem
+
     def _pid(self, name: str) -> int | None:
         adopted = self._adopted.get(name)
         if adopted is not None:
@@ -225,6 +293,48 @@ async def _gone_within(stat: procfs.ProcStat, timeout_s: float) -> bool:
         if time.monotonic() >= deadline:
             return False
         await asyncio.sleep(_POLL_S)
+    return True
+
+
+def _ended(code: int | None) -> str:
+    if code is None:
+        return "exited"
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with status {code}"
+
+
+async def _terminate(name: str, found: list[procfs.ProcStat], grace_s: float) -> None:
+    """SIGTERM (and SIGCONT) each process that is still the one found, SIGKILL what is left
+    after ``grace_s``; raises TargetError if any outlives that."""
+    if not found:
+        return
+    for signum in (signal.SIGTERM, signal.SIGCONT):
+        _send_each(found, signum)
+    if await _all_gone_within(found, grace_s):
+        return
+    _send_each(found, signal.SIGKILL)
+    if not await _all_gone_within(found, KILL_WAIT_S):
+        left = [stat.pid for stat in found if _same_process(stat) is not None]
+        raise TargetError(f"{name}: pids {left} still not gone {KILL_WAIT_S:g} s after SIGKILL")
+
+
+def _send_each(found: list[procfs.ProcStat], signum: int) -> None:
+    for stat in found:
+        if _same_process(stat) is None:
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(stat.pid, signum)
+
+
+async def _all_gone_within(found: list[procfs.ProcStat], timeout_s: float) -> bool:
+    deadline = time.monotonic() + max(timeout_s, 0.0)
+    for stat in found:
+        if not await _gone_within(stat, deadline - time.monotonic()):
+            return False
     return True
 
 

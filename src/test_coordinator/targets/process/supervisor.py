@@ -10,6 +10,12 @@ Every signal goes to the whole group, so a shell wrapper's children and any
 grandchildren the service forked are stopped, paused and killed with it. A
 process that calls ``setsid`` itself leaves the group and is out of reach.
 
+Each process also holds ``.{name}.marker`` in the log directory open (an
+inherited, read-only descriptor): :meth:`ProcessSupervisor.holders` finds what a
+service started even after it left the group and overwrote its environment (the
+run marker there), as daemons that set their process title do (redis-server,
+nginx, postgres).
+
 Whether a process is gone is decided by awaiting our own child (asyncio reaps
 it) and, for the rest of its group, by reading ``/proc/PID/stat`` (zombies
 count as gone); never with ``kill -0``. Every wait has a deadline; a process
@@ -61,6 +67,15 @@ _JOB_CONTROL_SIGNALS = (
 
 class BackendError(Exception):
     """A process could not be started, signalled or stopped; the message names the service."""
+
+
+class ExitedEarly(BackendError):
+    """start() saw the new process exit within ``exit_check_s``; the rest of its group
+    (``swept``: their pids) was killed."""
+
+    def __init__(self, message: str, swept: list[int]) -> None:
+        super().__init__(message)
+        self.swept = swept
 
 
 class ProcessState(StrEnum):
@@ -160,8 +175,8 @@ class ProcessSupervisor:
     async def start(self, spec: ProcessSpec) -> int:
         """Start the service and return its pid (also its process group id).
 
-        Raises BackendError if it is already running, if the command cannot be
-        spawned, or if it exits within ``exit_check_s`` of starting.
+        Raises BackendError if it is already running or if the command cannot be
+        spawned; ExitedEarly if it exits within ``exit_check_s`` of starting.
         """
         async with self._lock(spec.name):
             return await self._start(spec)
@@ -314,6 +329,24 @@ class ProcessSupervisor:
         """``[stdout log, stderr log]`` of the service (they exist once it has started)."""
         return [self._log_dir / f"{name}.out.log", self._log_dir / f"{name}.err.log"]
 
+    def marker_path(self, name: str) -> Path:
+        """The file every process of the service holds open (inherited from its start)."""
+        return self._log_dir / f".{name}.marker"
+
+    def holders(self, name: str) -> list[procfs.ProcStat]:
+        """Every live process holding the service's marker file open: whatever it started
+        and did not close it, inside its group or not, its environment intact or not.
+        Works for a supervisor built again after a crash (the same log directory)."""
+        return self.holders_of([name])[name]
+
+    def holders_of(self, names: list[str]) -> dict[str, list[procfs.ProcStat]]:
+        """:meth:`holders` of several services, in one pass over ``/proc``."""
+        paths = {os.path.realpath(self.marker_path(name)): name for name in names}
+        found: dict[str, list[procfs.ProcStat]] = {name: [] for name in names}
+        for path, stat in _holders(set(paths)):
+            found[paths[path]].append(stat)
+        return found
+
     # -- internals ---------------------------------------------------------
 
     def _lock(self, name: str) -> asyncio.Lock:
@@ -342,15 +375,20 @@ class ProcessSupervisor:
             raise BackendError(f"{spec.name}: cannot open its log files: {exc}") from exc
         try:
             with out_file, err_file:
-                process = await asyncio.create_subprocess_exec(
-                    *spec.command,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=out_file,
-                    stderr=err_file,
-                    env={**os.environ, **spec.env},
-                    cwd=spec.cwd,
-                    start_new_session=True,
-                )
+                marker = os.open(self.marker_path(spec.name), os.O_RDONLY | os.O_CREAT, 0o600)
+                try:
+                    process = await asyncio.create_subprocess_exec(
+                        *spec.command,
+                        stdin=asyncio.subprocess.DEVNULL,
+                        stdout=out_file,
+                        stderr=err_file,
+                        env={**os.environ, **spec.env},
+                        cwd=spec.cwd,
+                        start_new_session=True,
+                        pass_fds=(marker,),
+                    )
+                finally:
+                    os.close(marker)
         except OSError as exc:
             raise BackendError(f"{spec.name}: cannot start {spec.command[0]!r}: {exc}") from exc
 
@@ -358,11 +396,13 @@ class ProcessSupervisor:
         self._procs[spec.name] = managed
         managed.watcher = asyncio.create_task(self._watch(managed), name=f"exit-watch:{spec.name}")
         if self._exit_check_s > 0 and await self._wait_exit(managed, self._exit_check_s):
+            swept = [member.pid for member in procfs.group_members(managed.pid)]
             await self._sweep_group(managed)
             tail = _read_tail(err_path, err_offset)
-            raise BackendError(
+            raise ExitedEarly(
                 f"{spec.name}: exited with status {process.returncode} right after start"
-                + (f"; stderr: {tail}" if tail else f"; see {err_path}")
+                + (f"; stderr: {tail}" if tail else f"; see {err_path}"),
+                swept,
             )
         log.debug("started %s as pid %d", spec.name, process.pid)
         return process.pid
@@ -473,6 +513,36 @@ def _open_logs(out_path: Path, err_path: Path) -> tuple[BinaryIO, BinaryIO, int]
         out_file.close()
         raise
     return out_file, err_file, err_file.tell()
+
+
+def _holders(paths: set[str]) -> list[tuple[str, procfs.ProcStat]]:
+    """``(path, process)`` for every live process (but this one) with a descriptor open on
+    one of ``paths`` (real paths, as ``/proc/PID/fd`` shows them)."""
+    found: list[tuple[str, procfs.ProcStat]] = []
+    try:
+        entries = os.listdir(procfs.PROC)
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        fd_dir = procfs.PROC / entry / "fd"
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue  # gone, or not ours to read
+        held = set()
+        for fd in fds:
+            try:
+                target = os.readlink(fd_dir / fd)
+            except OSError:
+                continue
+            if target in paths:
+                held.add(target)
+        stat = procfs.read_stat(int(entry)) if held else None
+        if stat is not None and not stat.is_zombie:
+            found.extend((path, stat) for path in sorted(held))
+    return found
 
 
 def _read_tail(path: Path, offset: int) -> str:
