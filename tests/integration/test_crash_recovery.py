@@ -8,6 +8,7 @@ guard, ``recover``, the next ``run`` and ``serve`` all use.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -317,3 +318,32 @@ async def test_a_live_coordinator_is_left_alone(
 
     assert () == report.undos
     assert [f"run {RUN}: its coordinator (pid {os.getpid()}) still runs"] == list(report.skipped)
+
+
+async def test_a_start_that_exits_is_failed_at_once_with_its_status(
+    store: SqlRunStore, deps: EngineDeps, tmp_path: Path
+) -> None:
+    """Started again, it exits after 0.3 s: ``failed`` with its status, not after 30 s."""
+    import time
+
+    port = free_port()
+    config = {
+        "command": sys.executable,
+        "args": [
+            "-c",
+            "import sys, time; time.sleep(0.3); print('no db', file=sys.stderr); sys.exit(3)",
+        ],
+        "env": {},
+        "cwd": None,
+        "stop_grace": "1s",
+    }
+    undo = action(UndoKind.START, config, port)
+    await left_behind(store, tmp_path, dataclasses.replace(undo, start_timeout_s=30.0))
+    started = time.monotonic()
+
+    report = await recover_runs(store, deps)
+
+    [start] = report.undos
+    assert UndoStatus.FAILED == start.status
+    assert "exited with status 3" in start.detail and "no db" in start.detail, start.detail
+    assert time.monotonic() - started < 10.0

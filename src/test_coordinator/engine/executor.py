@@ -35,6 +35,7 @@ from test_coordinator.engine.control import (
     new_seed,
 )
 from test_coordinator.engine.errors import InfrastructureError, StepFailed
+from test_coordinator.engine.health_wait import ExitedBeforeHealthy, wait_healthy
 from test_coordinator.engine.identity import coordinator_identity
 from test_coordinator.engine.journal import Journal, Listener, RunClock
 from test_coordinator.engine.ports import EngineDeps, RunGuard
@@ -54,14 +55,14 @@ from test_coordinator.engine.undo_actions import UndoAction, perform
 from test_coordinator.engine.undo_verify import health_verifier
 from test_coordinator.faults.acting import record_started, start_service
 from test_coordinator.ports.storage import RunRecord, RunStatus
-from test_coordinator.runtime.polling import DeadlineExceeded, wait_until
+from test_coordinator.runtime.polling import DeadlineExceeded
 from test_coordinator.runtime.probes import ProbeResult
 from test_coordinator.scenario.checks import check_kind
 from test_coordinator.scenario.durations import format_duration
 from test_coordinator.scenario.loader import LoadedScenario
 from test_coordinator.scenario.steps import targets_of
 from test_coordinator.scenario.timeline import choose_targets, plan_steps, step_names
-from test_coordinator.targets.port import RunScope, TargetError, TargetState
+from test_coordinator.targets.port import RunScope, TargetError
 
 log = logging.getLogger(__name__)
 
@@ -372,44 +373,22 @@ class _Run:
             outcome = await probe.check()
             return ProbeResult(outcome.ok, outcome.value, outcome.detail, outcome.latency_ms)
 
-        async def exited() -> ProbeResult:
-            state = ctx.targets.state(name)
-            return ProbeResult(state is TargetState.EXITED, state, f"{name} is {state}", 0.0)
-
-        interval = service.health.interval(self.deps.poll_interval_s)
-        waiting = asyncio.ensure_future(
-            wait_until(healthy, deadline_s=service.start_timeout, interval_s=interval)
-        )
-        # Outlives the health wait, which ends first unless the service exits.
-        watching = asyncio.ensure_future(
-            wait_until(
-                exited,
-                deadline_s=2 * service.start_timeout + 60.0,
-                interval_s=max(interval, 0.001),
+        try:
+            _, observed = await wait_healthy(
+                ctx.targets,
+                name,
+                healthy,
+                timeout_s=service.start_timeout,
+                interval_s=service.health.interval(self.deps.poll_interval_s),
             )
-        )
-        try:
-            await asyncio.wait([waiting, watching], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (waiting, watching):
-                task.cancel()
-            await asyncio.wait([waiting, watching])
-        # Healthy, but already exited: the answer came from something else (a daemon it
-        # forked), or it died at once; either way the run would not be acting on it.
-        if ctx.targets.state(name) is TargetState.EXITED:
-            problem = await ctx.targets.exit_problem(name)
-            raise StepFailed(problem or f"{name} exited before it was healthy")
-        if not waiting.cancelled() and waiting.exception() is None:
-            _, observed = waiting.result()
-            self.journal.record("service.healthy", at_ms=self.clock.ms(observed), service=name)
-            return
-        try:
-            waiting.result()
+        except ExitedBeforeHealthy as exc:
+            raise StepFailed(str(exc)) from None
         except DeadlineExceeded as exc:
             last = exc.last.detail if exc.last is not None else "no answer"
             raise StepFailed(
                 f"{name} not healthy within {format_duration(service.start_timeout)}; last: {last}"
             ) from None
+        self.journal.record("service.healthy", at_ms=self.clock.ms(observed), service=name)
 
     async def _steady_state(self, ctx: RunContext, when: str) -> bool:
         ok = True

@@ -88,15 +88,16 @@ class Targets(Protocol):
     """What :func:`perform` needs of a run's targets (a RunTargets)."""
 
     def state(self, name: str) -> TargetState: ...
+    async def exit_problem(self, name: str) -> str | None: ...
     async def start(self, name: str) -> str: ...
     async def resume(self, name: str) -> None: ...
     async def remove(self, name: str) -> str: ...
 
 
 class HealthCheck(Protocol):
-    async def __call__(self, action: UndoAction) -> str:
-        """Wait until the service answers its health probe (within its start timeout);
-        what was seen. Raises UndoFailed otherwise."""
+    async def __call__(self, action: UndoAction, targets: Targets) -> str:
+        """Wait until the service answers its health probe (within its start timeout, and
+        no longer than it runs); what was seen. Raises UndoFailed otherwise."""
 
 
 async def perform(action: UndoAction, targets: Targets, healthy: HealthCheck) -> str:
@@ -115,10 +116,10 @@ async def perform(action: UndoAction, targets: Targets, healthy: HealthCheck) ->
         await targets.resume(service)
         state = targets.state(service)
     if state is TargetState.RUNNING:
-        seen = await healthy(action)
+        seen = await healthy(action, targets)
         return f"{service} still runs; {seen}"
     identity = await targets.start(service)
-    seen = await healthy(action)
+    seen = await healthy(action, targets)
     return f"{service} started again ({identity}); {seen}"
 
 
