@@ -61,8 +61,14 @@ class HttpProbe:
     ``value`` is the decoded JSON body when the response says it is JSON (or
     the body parses as JSON), else the text. ``json_fields`` maps a JSON path
     (see :func:`json_path`) to the value expected there. Pass a shared
-    ``client`` (see :func:`new_http_client`) to keep connections alive across
-    probes; without one the probe makes its own and :meth:`aclose` closes it.
+    ``client`` (see :func:`new_http_client`) to share its connection limits
+    and transport; without one the probe makes its own and :meth:`aclose`
+    closes it.
+
+    Each check goes on a new connection (``Connection: close``, unless
+    ``headers`` say otherwise): on a reused one the latency of a server that
+    writes headers and body separately carries a 40 ms delayed-ACK artifact
+    (see :class:`~test_coordinator.runtime.http_client._SplitTransport`).
     """
 
     def __init__(
@@ -84,6 +90,8 @@ class HttpProbe:
         self.json_fields = dict(json_fields or {})
         self.timeout_s = timeout_s
         self.headers = dict(headers or {})
+        if not any(name.lower() == "connection" for name in self.headers):
+            self.headers["Connection"] = "close"
         self._client = client
         self._owns_client = client is None
         self._request: httpx.Request | None = None
