@@ -11,16 +11,53 @@ from test_coordinator.scenario.types import Duration, ServiceList, Strict, Text
 
 DEFAULT_START_TIMEOUT_S = 30.0
 DEFAULT_STOP_GRACE_S = 5.0
+DEFAULT_SETUP_TIMEOUT_S = 60.0
 
 
 class ProcessRun(Strict):
-    """A local process: the executable, its arguments, extra environment, working directory."""
+    """A local process: the executable, its arguments, extra environment, working directory.
+
+    ``user``: run it (and its setup) as that user and the user's groups; the
+    coordinator must be root to switch. ``dirs``: directories created before the
+    setup (parents as needed), each owned by ``user`` with mode 0700 when a user is
+    given: the place for data a non-root server writes (``${run_dir}/pg``).
+    ``setup``: commands (argv lists) run once, in order, before the service's first
+    start, with its env, cwd and user; each bounded by ``setup_timeout``.
+    """
 
     command: Text
     args: tuple[Text, ...] = ()
     env: dict[str, Text] = Field(default_factory=dict)
     cwd: Text | None = None
     stop_grace: Duration = DEFAULT_STOP_GRACE_S
+    user: Text | None = None
+    dirs: tuple[Text, ...] = ()
+    setup: tuple[tuple[Text, ...], ...] = ()
+    setup_timeout: Duration = DEFAULT_SETUP_TIMEOUT_S
+
+    @field_validator("user")
+    @classmethod
+    def _a_user_name(cls, value: str | None) -> str | None:
+        if value is not None and (not value or value != value.strip() or ":" in value):
+            raise ValueError(f"{value!r} is not a user name")
+        return value
+
+    @field_validator("setup")
+    @classmethod
+    def _commands_not_empty(cls, value: tuple[tuple[str, ...], ...]) -> tuple[tuple[str, ...], ...]:
+        empty = [index for index, argv in enumerate(value) if not argv or not argv[0]]
+        if empty:
+            raise ValueError(
+                f"setup command(s) {empty} are empty; "
+                "each is an argv list, such as [initdb, -D, DIR]"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _positive_setup_timeout(self) -> ProcessRun:
+        if self.setup_timeout <= 0:
+            raise ValueError("setup_timeout must be more than 0")
+        return self
 
     @property
     def argv(self) -> tuple[str, ...]:

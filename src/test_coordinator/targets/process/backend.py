@@ -17,6 +17,10 @@ environment.
 After a crash, a backend built from the undo log :meth:`adopt`\\s the
 incarnation a record names (pid and start time): it resumes exactly that
 process, never another one that reused its pid.
+
+A service's ``dirs`` and ``setup`` commands run once, at its first :meth:`start`
+(:meth:`ProcessSupervisor.prepare`); a failing setup command fails that start
+with one line naming the command, its status and the end of its stderr.
 """
 
 from __future__ import annotations
@@ -65,6 +69,10 @@ def process_spec(name: str, config: Mapping[str, Any], run_id: str | None) -> Pr
         env=env,
         cwd=Path(run.cwd) if run.cwd else None,
         stop_grace_s=run.stop_grace,
+        user=run.user,
+        dirs=tuple(Path(path) for path in run.dirs),
+        setup=run.setup,
+        setup_timeout_s=run.setup_timeout,
     )
 
 
@@ -79,6 +87,7 @@ class ProcessBackend:
         self._supervisor = ProcessSupervisor(scope.log_dir)
         self._adopted: dict[str, procfs.ProcStat] = {}
         self._exit_problems: dict[str, str] = {}
+        self._prepared: set[str] = set()
 
     @property
     def supervisor(self) -> ProcessSupervisor:
@@ -88,7 +97,12 @@ class ProcessBackend:
 
     async def start(self, name: str) -> str:
         self._adopted.pop(name, None)
-        return await self._started(name, self._supervisor.start(self._spec(name)))
+        spec = self._spec(name)
+        if name not in self._prepared:
+            # dirs and setup commands: once, before the first start (not again on a restart).
+            await _translated(self._supervisor.prepare(spec))
+            self._prepared.add(name)
+        return await self._started(name, self._supervisor.start(spec))
 
     async def stop(
         self, name: str, grace_s: float | None = None, signum: int | None = None

@@ -20,21 +20,31 @@ Whether a process is gone is decided by awaiting our own child (asyncio reaps
 it) and, for the rest of its group, by reading ``/proc/PID/stat`` (zombies
 count as gone); never with ``kill -0``. Every wait has a deadline; a process
 that outlives SIGKILL past the deadline is reported as a :class:`BackendError`.
+
+A spec with a ``user`` runs as that user, its primary group and its other
+groups (``HOME``, ``USER`` and ``LOGNAME`` are set to the user's unless the spec
+sets them); the log files and the marker are opened by the coordinator and
+inherited, so they need no permission of the user. :meth:`ProcessSupervisor.prepare`
+makes the spec's ``dirs`` (owned by the user, mode 0700) and runs its ``setup``
+commands once, before the first start, the same way as the service itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import pwd
 import re
 import signal
+import stat as stat_mode
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from test_coordinator.targets.process import procfs
 
@@ -94,6 +104,10 @@ class ProcessSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: Path | None = None
     stop_grace_s: float = 5.0
+    user: str | None = None
+    dirs: tuple[Path, ...] = ()
+    setup: tuple[tuple[str, ...], ...] = ()
+    setup_timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
         if not _NAME_PATTERN.match(self.name):
@@ -115,6 +129,12 @@ class ProcessSpec:
             raise ValueError(f"process {self.name}: the command is empty")
         if self.stop_grace_s < 0:
             raise ValueError(f"process {self.name}: stop_grace_s must be >= 0")
+        object.__setattr__(self, "dirs", tuple(Path(path) for path in self.dirs))
+        object.__setattr__(self, "setup", tuple(tuple(argv) for argv in self.setup))
+        if any(not argv or not argv[0] for argv in self.setup):
+            raise ValueError(f"process {self.name}: a setup command is empty")
+        if self.setup_timeout_s <= 0:
+            raise ValueError(f"process {self.name}: setup_timeout_s must be > 0")
 
 
 class _Managed:
@@ -244,6 +264,78 @@ class ProcessSupervisor:
         self._signal_group(managed, signal.SIGCONT)
         managed.paused = False
 
+    async def prepare(self, spec: ProcessSpec) -> None:
+        """Make the spec's ``dirs`` and run its ``setup`` commands, in order, each within
+        ``setup_timeout_s``; BackendError (one line: the command, its status and the end
+        of its stderr) on the first that fails. Their output is appended to the
+        service's logs. Call it once, before the first :meth:`start`."""
+        async with self._lock(spec.name):
+            if self._closed:
+                raise BackendError(f"{spec.name}: cannot set up: the process backend is closed")
+            account = _account(spec)
+            for path in spec.dirs:
+                _make_dir(spec.name, path, account)
+            if spec.setup and spec.cwd is not None and not _is_dir(spec.cwd):
+                raise BackendError(
+                    f"{spec.name}: cannot set up: working directory {spec.cwd} does not exist"
+                )
+            for index, argv in enumerate(spec.setup, start=1):
+                await self._run_setup(spec, account, index, argv)
+
+    async def _run_setup(
+        self,
+        spec: ProcessSpec,
+        account: pwd.struct_passwd | None,
+        index: int,
+        argv: tuple[str, ...],
+    ) -> None:
+        what = f"{spec.name}: setup command {index} of {len(spec.setup)} ({_shown(argv)})"
+        out_path, err_path = self.log_paths(spec.name)
+        try:
+            out_file, err_file, err_offset = _open_logs(out_path, err_path)
+        except OSError as exc:
+            raise BackendError(f"{spec.name}: cannot open its log files: {exc}") from exc
+        try:
+            with out_file, err_file:
+                marker = os.open(self.marker_path(spec.name), os.O_RDONLY | os.O_CREAT, 0o600)
+                try:
+                    process = await asyncio.create_subprocess_exec(
+                        *argv,
+                        stdin=asyncio.subprocess.DEVNULL,
+                        stdout=out_file,
+                        stderr=err_file,
+                        env=_environment(spec, account),
+                        cwd=spec.cwd,
+                        start_new_session=True,
+                        pass_fds=(marker,),
+                        **_credentials(account),
+                    )
+                finally:
+                    os.close(marker)
+        except OSError as exc:
+            raise BackendError(f"{what}: cannot run: {exc}") from exc
+        log.debug("%s: running as pid %d", what, process.pid)
+        try:
+            async with asyncio.timeout(spec.setup_timeout_s):
+                code = await process.wait()
+        except TimeoutError:
+            _kill_group(process.pid)
+            await process.wait()
+            await self._wait_group_gone(process.pid, KILL_WAIT_S)
+            tail = _read_tail(err_path, err_offset)
+            raise BackendError(
+                f"{what}: still running after {spec.setup_timeout_s:g} s (killed)"
+                + (f"; stderr: {tail}" if tail else "")
+            ) from None
+        if procfs.group_members(process.pid):
+            _kill_group(process.pid)
+            await self._wait_group_gone(process.pid, KILL_WAIT_S)
+        if code != 0:
+            tail = _read_tail(err_path, err_offset)
+            raise BackendError(
+                f"{what}: {_status(code)}" + (f"; stderr: {tail}" if tail else f"; see {err_path}")
+            )
+
     async def close(self, grace_s: float | None = None) -> None:
         """Stop every process this backend started, whatever its state; idempotent.
 
@@ -367,6 +459,7 @@ class ProcessSupervisor:
             raise BackendError(
                 f"{spec.name}: cannot start: working directory {spec.cwd} does not exist"
             )
+        account = _account(spec)
 
         out_path, err_path = self.log_paths(spec.name)
         try:
@@ -382,10 +475,11 @@ class ProcessSupervisor:
                         stdin=asyncio.subprocess.DEVNULL,
                         stdout=out_file,
                         stderr=err_file,
-                        env={**os.environ, **spec.env},
+                        env=_environment(spec, account),
                         cwd=spec.cwd,
                         start_new_session=True,
                         pass_fds=(marker,),
+                        **_credentials(account),
                     )
                 finally:
                     os.close(marker)
@@ -497,6 +591,83 @@ def _signal_name(sig: int) -> str:
         return signal.Signals(sig).name
     except ValueError:
         return f"signal {sig}"
+
+
+def _account(spec: ProcessSpec) -> pwd.struct_passwd | None:
+    """The spec's user from the password database; None when it has none."""
+    if spec.user is None:
+        return None
+    try:
+        return pwd.getpwnam(spec.user)
+    except KeyError:
+        raise BackendError(f"{spec.name}: user {spec.user!r} does not exist") from None
+
+
+def _credentials(account: pwd.struct_passwd | None) -> dict[str, Any]:
+    """``user``/``group``/``extra_groups`` for the subprocess call: nothing when the
+    coordinator already runs as that user."""
+    if account is None or (account.pw_uid, account.pw_gid) == (os.geteuid(), os.getegid()):
+        return {}
+    return {
+        "user": account.pw_uid,
+        "group": account.pw_gid,
+        "extra_groups": os.getgrouplist(account.pw_name, account.pw_gid),
+    }
+
+
+def _environment(spec: ProcessSpec, account: pwd.struct_passwd | None) -> dict[str, str]:
+    env = dict(os.environ)
+    if account is not None:
+        env.update(HOME=account.pw_dir, USER=account.pw_name, LOGNAME=account.pw_name)
+    env.update(spec.env)
+    return env
+
+
+def _make_dir(name: str, path: Path, account: pwd.struct_passwd | None) -> None:
+    """Create ``path`` (and its parents); owned by ``account`` with mode 0700 when given,
+    and reachable by it (every parent searchable), else a BackendError saying which is not."""
+    if not path.is_absolute():
+        raise BackendError(f"{name}: dirs: {path} is not an absolute path")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if account is not None:
+            os.chown(path, account.pw_uid, account.pw_gid)
+            path.chmod(0o700)
+    except OSError as exc:
+        raise BackendError(f"{name}: cannot make directory {path}: {exc}") from exc
+    if account is None or account.pw_uid == 0:
+        return
+    groups = set(os.getgrouplist(account.pw_name, account.pw_gid))
+    for parent in reversed(path.parents):
+        info = parent.stat()
+        if info.st_uid == account.pw_uid:
+            bit = stat_mode.S_IXUSR
+        elif info.st_gid in groups:
+            bit = stat_mode.S_IXGRP
+        else:
+            bit = stat_mode.S_IXOTH
+        if not info.st_mode & bit:
+            raise BackendError(
+                f"{name}: user {account.pw_name} cannot reach {path}: {parent} "
+                f"(mode {stat_mode.S_IMODE(info.st_mode):04o}, owner uid {info.st_uid}) "
+                "is not searchable by it; put the directory (or --reports-dir) elsewhere"
+            )
+
+
+def _shown(argv: tuple[str, ...], limit: int = 80) -> str:
+    text = " ".join(argv)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _status(code: int) -> str:
+    if code < 0:
+        return f"killed by {_signal_name(-code)}"
+    return f"exited with status {code}"
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 def _is_dir(path: Path) -> bool:
