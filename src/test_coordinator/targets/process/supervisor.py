@@ -282,6 +282,35 @@ class ProcessSupervisor:
             for index, argv in enumerate(spec.setup, start=1):
                 await self._run_setup(spec, account, index, argv)
 
+    async def _spawn(
+        self, spec: ProcessSpec, argv: tuple[str, ...], account: pwd.struct_passwd | None
+    ) -> tuple[asyncio.subprocess.Process, int]:
+        """``argv`` in a new session with the service's env, cwd, user, log files and marker
+        descriptor; the process and where this start's stderr begins. Raises BackendError
+        when the logs cannot be opened, OSError when the command cannot be spawned."""
+        out_path, err_path = self.log_paths(spec.name)
+        try:
+            out_file, err_file, err_offset = _open_logs(out_path, err_path)
+        except OSError as exc:
+            raise BackendError(f"{spec.name}: cannot open its log files: {exc}") from exc
+        with out_file, err_file:
+            marker = os.open(self.marker_path(spec.name), os.O_RDONLY | os.O_CREAT, 0o600)
+            try:
+                process = await asyncio.create_subprocess_exec(
+                    *argv,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=out_file,
+                    stderr=err_file,
+                    env=_environment(spec, account),
+                    cwd=spec.cwd,
+                    start_new_session=True,
+                    pass_fds=(marker,),
+                    **_credentials(account),
+                )
+            finally:
+                os.close(marker)
+        return process, err_offset
+
     async def _run_setup(
         self,
         spec: ProcessSpec,
@@ -290,28 +319,9 @@ class ProcessSupervisor:
         argv: tuple[str, ...],
     ) -> None:
         what = f"{spec.name}: setup command {index} of {len(spec.setup)} ({_shown(argv)})"
-        out_path, err_path = self.log_paths(spec.name)
+        err_path = self.log_paths(spec.name)[1]
         try:
-            out_file, err_file, err_offset = _open_logs(out_path, err_path)
-        except OSError as exc:
-            raise BackendError(f"{spec.name}: cannot open its log files: {exc}") from exc
-        try:
-            with out_file, err_file:
-                marker = os.open(self.marker_path(spec.name), os.O_RDONLY | os.O_CREAT, 0o600)
-                try:
-                    process = await asyncio.create_subprocess_exec(
-                        *argv,
-                        stdin=asyncio.subprocess.DEVNULL,
-                        stdout=out_file,
-                        stderr=err_file,
-                        env=_environment(spec, account),
-                        cwd=spec.cwd,
-                        start_new_session=True,
-                        pass_fds=(marker,),
-                        **_credentials(account),
-                    )
-                finally:
-                    os.close(marker)
+            process, err_offset = await self._spawn(spec, argv, account)
         except OSError as exc:
             raise BackendError(f"{what}: cannot run: {exc}") from exc
         log.debug("%s: running as pid %d", what, process.pid)
@@ -461,28 +471,9 @@ class ProcessSupervisor:
             )
         account = _account(spec)
 
-        out_path, err_path = self.log_paths(spec.name)
+        err_path = self.log_paths(spec.name)[1]
         try:
-            out_file, err_file, err_offset = _open_logs(out_path, err_path)
-        except OSError as exc:
-            raise BackendError(f"{spec.name}: cannot open its log files: {exc}") from exc
-        try:
-            with out_file, err_file:
-                marker = os.open(self.marker_path(spec.name), os.O_RDONLY | os.O_CREAT, 0o600)
-                try:
-                    process = await asyncio.create_subprocess_exec(
-                        *spec.command,
-                        stdin=asyncio.subprocess.DEVNULL,
-                        stdout=out_file,
-                        stderr=err_file,
-                        env=_environment(spec, account),
-                        cwd=spec.cwd,
-                        start_new_session=True,
-                        pass_fds=(marker,),
-                        **_credentials(account),
-                    )
-                finally:
-                    os.close(marker)
+            process, err_offset = await self._spawn(spec, spec.command, account)
         except OSError as exc:
             raise BackendError(f"{spec.name}: cannot start {spec.command[0]!r}: {exc}") from exc
 
