@@ -160,3 +160,46 @@ async def test_a_check_with_nothing_to_judge_fails_unless_allowed(tmp_path: Path
     assert "allow_empty: true accepts that" in checks[0].detail
     assert checks[1].detail.startswith("nothing to judge: no log to read")
     assert checks[2].detail.startswith("nothing to judge (allowed): no log to read")
+
+
+async def test_a_log_check_counts_matching_lines(tmp_path: Path) -> None:
+    log = tmp_path / "api.log"
+    log.write_text("retry 1\nretry 2\nok\nretry 3\n")
+    services = METRICS_SERVICES + f"    log: {log}\n"
+    h = harness()
+    loaded = scenario(
+        """
+        steps: [{wait: 1ms}]
+        checks:
+          - log: {service: api, present: "^retry", min_count: 3}
+          - log: {service: api, present: "^retry", min_count: 4}
+        """,
+        services=services,
+    )
+
+    result = await run_scenario(loaded, h.deps, RunOptions("r", 1, tmp_path))
+
+    enough, short = result.checks
+    assert Status.PASSED == enough.status and "3 lines match /^retry/" in enough.detail
+    assert Status.FAILED == short.status and "3 lines match" in short.detail
+    assert "fewer than 4" in short.detail
+
+
+async def test_min_error_rate_proves_the_fault_hurt(tmp_path: Path) -> None:
+    """A load that saw 5 % errors meets min_error_rate 1 % and fails min_error_rate 10 %."""
+    checks, _ = await checks_of(
+        """
+        steps:
+          - name: traffic
+            background: {load: {url: "fake://api/", rate: 100}}
+          - wait: 1ms
+        checks:
+          - load: {min_error_rate: 0.01}
+          - load: {min_error_rate: 0.1}
+        """,
+        tmp_path,
+        load_summary=LoadSummary(200, 10, 0.05, 2.0, 40.0, 90.0, 120.0),
+    )
+
+    assert [Status.PASSED, Status.FAILED] == [c.status for c in checks]
+    assert "the fault did not hurt the load as expected" in checks[1].detail

@@ -154,6 +154,14 @@ async def _log(ctx: RunContext, check: LogCheck) -> tuple[str, Any]:
     where = ", ".join(str(p) for p in paths)
     if spec.absent is not None and not await asyncio.to_thread(_any_log_text, paths):
         raise NothingToJudge(f"no log to read: {where} missing or empty")
+    if spec.min_count is not None:
+        lines = await asyncio.to_thread(_count_matching_lines, paths, pattern)
+        if lines < spec.min_count:
+            raise CheckFailed(
+                f"{lines} lines match /{spec.present}/ in {where}, fewer than {spec.min_count}",
+                lines,
+            )
+        return f"{lines} lines match /{spec.present}/ (at least {spec.min_count})", lines
     found = await asyncio.to_thread(_search_logs, paths, pattern)
     if spec.present is not None:
         if found is None:
@@ -162,6 +170,18 @@ async def _log(ctx: RunContext, check: LogCheck) -> tuple[str, Any]:
     if found is not None:
         raise CheckFailed(f"/{spec.absent}/ must not appear, but {found[0]}: {found[1]}", found[1])
     return f"no line matches /{spec.absent}/ in {where}", None
+
+
+def _count_matching_lines(paths: list[Path], pattern: re.Pattern[str]) -> int:
+    count = 0
+    for path in paths:
+        try:
+            with path.open("rb") as file:
+                text = file.read(LOG_READ_LIMIT_BYTES).decode("utf-8", "replace")
+        except FileNotFoundError:
+            continue
+        count += sum(1 for line in text.splitlines() if pattern.search(line))
+    return count
 
 
 def _any_log_text(paths: list[Path]) -> bool:
@@ -229,6 +249,11 @@ async def _load(ctx: RunContext, check: LoadCheck) -> tuple[str, Any]:
         problems.append(f"only {stats.count} requests, fewer than {spec.min_requests}")
     if spec.max_error_rate is not None and stats.error_rate > spec.max_error_rate:
         problems.append(f"error rate {stats.error_rate:.2%} above {spec.max_error_rate:.2%}")
+    if spec.min_error_rate is not None and stats.error_rate < spec.min_error_rate:
+        problems.append(
+            f"error rate {stats.error_rate:.2%} below {spec.min_error_rate:.2%}: "
+            "the fault did not hurt the load as expected"
+        )
     for label, limit, actual in (
         ("p50", spec.max_p50, stats.p50_ms),
         ("p95", spec.max_p95, stats.p95_ms),

@@ -71,6 +71,8 @@ class LogSpec(Strict):
     service: ServiceName
     present: Text | None = None
     absent: Text | None = None
+    min_count: int | None = Field(None, ge=1)
+    """With ``present``: at least this many lines must match (default 1)."""
 
     @field_validator("present", "absent")
     @classmethod
@@ -81,6 +83,8 @@ class LogSpec(Strict):
     def _one_pattern(self) -> LogSpec:
         if (self.present is None) == (self.absent is None):
             raise ValueError("a log check needs exactly one of present, absent")
+        if self.min_count is not None and self.present is None:
+            raise ValueError("min_count counts the lines that match present; allowed with: present")
         return self
 
 
@@ -102,6 +106,8 @@ class LoadCheckSpec(Strict):
     generator: Text | None = None
     window: WindowSpec | None = None
     max_error_rate: float | None = Field(None, ge=0, le=1)
+    min_error_rate: float | None = Field(None, ge=0, le=1)
+    """At least this error rate: proof that the fault actually hurt the load."""
     max_p50: Duration | None = None
     max_p95: Duration | None = None
     max_p99: Duration | None = None
@@ -109,10 +115,22 @@ class LoadCheckSpec(Strict):
 
     @model_validator(mode="after")
     def _some_bound(self) -> LoadCheckSpec:
-        bounds = (self.max_error_rate, self.max_p50, self.max_p95, self.max_p99)
+        bounds = (
+            self.max_error_rate,
+            self.min_error_rate,
+            self.max_p50,
+            self.max_p95,
+            self.max_p99,
+        )
         if all(bound is None for bound in bounds):
             raise ValueError(
-                "a load check needs at least one of max_error_rate, max_p50, max_p95, max_p99"
+                "a load check needs at least one of max_error_rate, min_error_rate, "
+                "max_p50, max_p95, max_p99"
+            )
+        low, high = self.min_error_rate, self.max_error_rate
+        if low is not None and high is not None and low > high:
+            raise ValueError(
+                f"min_error_rate {low:g} is above max_error_rate {high:g}: no load can satisfy both"
             )
         return self
 
