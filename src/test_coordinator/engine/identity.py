@@ -10,9 +10,10 @@ from typing import Any
 from test_coordinator.targets.process import procfs
 
 
-def coordinator_identity() -> dict[str, Any]:
-    """This process: host, pid and start time (so a reused pid is not mistaken for it)."""
-    pid = os.getpid()
+def coordinator_identity(pid: int | None = None) -> dict[str, Any]:
+    """This process (or ``pid``): host, pid and start time (so a reused pid is not mistaken
+    for it); :func:`coordinator_alive` tells later whether it still runs."""
+    pid = os.getpid() if pid is None else pid
     stat = procfs.read_stat(pid)
     return {
         "host": socket.gethostname(),

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from test_coordinator.targets.process import procfs
+from test_coordinator.engine.identity import coordinator_identity
 
 DONE = b"done\n"
 STAND_DOWN_WAIT_S = 5.0
@@ -46,13 +45,7 @@ class ProcessGuard:
         finally:
             os.close(reader)
         self._writer = writer
-        pid = self._process.pid
-        stat = procfs.read_stat(pid)
-        return {
-            "host": socket.gethostname(),
-            "pid": pid,
-            "start_ticks": stat.start_ticks if stat is not None else None,
-        }
+        return coordinator_identity(self._process.pid)
 
     def disarm(self) -> None:
         """Tell the guard the run ended cleanly and wait (bounded) for it to exit."""

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from urllib.parse import quote, urlsplit
 
 from test_coordinator.runtime.load_loop import (
+    IN_PROGRESS,
     READ,
     RX_ANCILLARY,
     WRITE,
@@ -28,6 +29,8 @@ from test_coordinator.runtime.load_loop import (
     LoadTarget,
     Outcome,
     Reactor,
+    ResolvedAddresses,
+    connect_nonblocking,
     enable_rx_timestamps,
     errno_reason,
     failed,
@@ -39,7 +42,6 @@ from test_coordinator.runtime.load_loop import (
 MAX_HEAD_BYTES = 64 * 1024
 MAX_IDLE_CONNECTIONS = 64
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
-_IN_PROGRESS = (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN, errno.EALREADY)
 _URL_SAFE = "/?&=%:@!$'()*+,;~-._[]"
 
 
@@ -211,7 +213,7 @@ class HttpTarget(LoadTarget):
         if self.method in ("POST", "PUT", "PATCH"):
             lines.append("Content-Length: 0")
         self.request = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
-        self._addresses: list[tuple[int, tuple[object, ...]]] | None = None
+        self.addresses = ResolvedAddresses(self.host, self.port)
         self._idle: list[_Connection] = []
 
     def begin(
@@ -230,15 +232,6 @@ class HttpTarget(LoadTarget):
         if self._tls_context is None:
             self._tls_context = ssl.create_default_context()
         return self._tls_context
-
-    def addresses(self) -> list[tuple[int, tuple[object, ...]]]:
-        if self._addresses is None:
-            found = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
-            self._addresses = [(family, tuple(addr)) for family, _, _, _, addr in found]
-        return self._addresses
-
-    def forget_addresses(self) -> None:
-        self._addresses = None
 
     def take_idle(self) -> _Connection | None:
         while self._idle:
@@ -305,7 +298,7 @@ class _HttpAttempt(Attempt):
     def _connect(self) -> None:
         if self._addresses is None:
             try:
-                self._addresses = self._target.addresses()
+                self._addresses = self._target.addresses.get()
             except OSError as exc:
                 why = f"cannot resolve {self._target.host}: {exc}"
                 self._end(failed(self._now(), "other", why))
@@ -314,17 +307,11 @@ class _HttpAttempt(Attempt):
         last = errno.ECONNREFUSED
         while self._address_index < len(addresses):
             family, address = addresses[self._address_index]
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sock.setblocking(False)
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                code = sock.connect_ex(address)
-            except OSError as exc:
-                code = os_error_code(exc)
+            sock, code = connect_nonblocking(family, address, nodelay=True)
             if code == 0:
                 self._connected(sock)
                 return
-            if code in _IN_PROGRESS:
+            if code in IN_PROGRESS:
                 self._sock = sock
                 self._reactor.watch(sock, WRITE, self._on_connect)
                 return
@@ -350,7 +337,7 @@ class _HttpAttempt(Attempt):
             self._cannot_connect(code)
 
     def _cannot_connect(self, code: int) -> None:
-        self._target.forget_addresses()
+        self._target.addresses.forget()
         self._end(failed(self._now(), errno_reason(code), f"cannot connect: {strerror(code)}"))
 
     def _connected(self, sock: socket.socket) -> None:

@@ -95,6 +95,45 @@ def os_error_code(exc: OSError) -> int:
     return exc.errno if exc.errno is not None else 0
 
 
+IN_PROGRESS = (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN, errno.EALREADY)
+"""``connect_ex`` codes of a non-blocking connect that goes on in the background."""
+
+
+class ResolvedAddresses:
+    """A host and port, resolved at first use and again after a failure to connect."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self._found: list[tuple[int, tuple[object, ...]]] | None = None
+
+    def get(self) -> list[tuple[int, tuple[object, ...]]]:
+        """``(family, address)`` pairs; raises OSError when the host cannot be resolved."""
+        if self._found is None:
+            found = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+            self._found = [(family, tuple(addr)) for family, _, _, _, addr in found]
+        return self._found
+
+    def forget(self) -> None:
+        self._found = None
+
+
+def connect_nonblocking(
+    family: int, address: tuple[object, ...], *, nodelay: bool = False
+) -> tuple[socket.socket, int]:
+    """A new non-blocking socket and its ``connect_ex`` code (0, one of IN_PROGRESS, or
+    the error); the caller closes the socket unless it keeps it."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        if nodelay:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        code = sock.connect_ex(address)
+    except OSError as exc:
+        code = os_error_code(exc)
+    return sock, code
+
+
 def enable_rx_timestamps(sock: socket.socket) -> bool:
     if not RX_TIMESTAMPS:
         return False

@@ -11,18 +11,18 @@ import socket
 from collections.abc import Callable
 
 from test_coordinator.runtime.load_loop import (
+    IN_PROGRESS,
     WRITE,
     Attempt,
     LoadTarget,
     Outcome,
     Reactor,
+    ResolvedAddresses,
+    connect_nonblocking,
     errno_reason,
     failed,
-    os_error_code,
     strerror,
 )
-
-_IN_PROGRESS = (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN, errno.EALREADY)
 
 
 class TcpTarget(LoadTarget):
@@ -32,16 +32,7 @@ class TcpTarget(LoadTarget):
         self.host = host
         self.port = port
         self.description = f"tcp://{host}:{port}" if ":" not in host else f"tcp://[{host}]:{port}"
-        self._addresses: list[tuple[int, tuple[object, ...]]] | None = None
-
-    def addresses(self) -> list[tuple[int, tuple[object, ...]]]:
-        if self._addresses is None:
-            found = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
-            self._addresses = [(family, tuple(addr)) for family, _, _, _, addr in found]
-        return self._addresses
-
-    def forget_addresses(self) -> None:
-        self._addresses = None
+        self.addresses = ResolvedAddresses(host, port)
 
     def begin(
         self, reactor: Reactor, started: float, deadline: float, finish: Callable[[Outcome], None]
@@ -71,7 +62,7 @@ class _Connect(Attempt):
     def next_address(self) -> None:
         if self._addresses is None:
             try:
-                self._addresses = self._target.addresses()
+                self._addresses = self._target.addresses.get()
             except OSError as exc:
                 why = f"cannot resolve {self._target.host}: {exc}"
                 self.finish(failed(self._reactor.clock(), "other", why))
@@ -80,23 +71,18 @@ class _Connect(Attempt):
         while self._index < len(addresses):
             family, address = addresses[self._index]
             self._index += 1
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sock.setblocking(False)
-            try:
-                code = sock.connect_ex(address)
-            except OSError as exc:
-                code = os_error_code(exc)
+            sock, code = connect_nonblocking(family, address)
             if code == 0:
                 sock.close()
                 self.finish(Outcome(True, self._reactor.clock()))
                 return
-            if code in _IN_PROGRESS:
+            if code in IN_PROGRESS:
                 self._sock = sock
                 self._reactor.watch(sock, WRITE, self._on_writable)
                 return
             sock.close()
             self._last = code
-        self._target.forget_addresses()
+        self._target.addresses.forget()
         code = self._last
         self.finish(
             failed(self._reactor.clock(), errno_reason(code), f"cannot connect: {strerror(code)}")

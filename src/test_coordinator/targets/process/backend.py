@@ -26,7 +26,6 @@ with one line naming the command, its status and the end of its stderr.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import time
@@ -40,6 +39,7 @@ from test_coordinator.targets.process import procfs
 from test_coordinator.targets.process.marker import (
     marked_processes,
     marker_env,
+    terminate,
     terminate_marked,
 )
 from test_coordinator.targets.process.supervisor import (
@@ -322,34 +322,12 @@ def _ended(code: int | None) -> str:
 
 
 async def _terminate(name: str, found: list[procfs.ProcStat], grace_s: float) -> None:
-    """SIGTERM (and SIGCONT) each process that is still the one found, SIGKILL what is left
-    after ``grace_s``; raises TargetError if any outlives that."""
-    if not found:
-        return
-    for signum in (signal.SIGTERM, signal.SIGCONT):
-        _send_each(found, signum)
-    if await _all_gone_within(found, grace_s):
-        return
-    _send_each(found, signal.SIGKILL)
-    if not await _all_gone_within(found, KILL_WAIT_S):
-        left = [stat.pid for stat in found if _same_process(stat) is not None]
-        raise TargetError(f"{name}: pids {left} still not gone {KILL_WAIT_S:g} s after SIGKILL")
-
-
-def _send_each(found: list[procfs.ProcStat], signum: int) -> None:
-    for stat in found:
-        if _same_process(stat) is None:
-            continue
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(stat.pid, signum)
-
-
-async def _all_gone_within(found: list[procfs.ProcStat], timeout_s: float) -> bool:
-    deadline = time.monotonic() + max(timeout_s, 0.0)
-    for stat in found:
-        if not await _gone_within(stat, deadline - time.monotonic()):
-            return False
-    return True
+    """SIGTERM each process that is still the one found, SIGKILL what is left after
+    ``grace_s``; raises TargetError if any outlives that."""
+    try:
+        await terminate(found, grace_s, KILL_WAIT_S)
+    except TimeoutError as exc:
+        raise TargetError(f"{name}: {exc}") from None
 
 
 def _send_group(pgid: int, signum: int) -> None:

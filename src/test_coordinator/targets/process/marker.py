@@ -58,18 +58,25 @@ async def terminate_marked(
     returns the pids that were found. Raises ProcessLookupError-free; a pid whose start
     time changed meanwhile (reused) is never signalled."""
     found = marked_processes(run_id, service)
+    await terminate(found, grace_s, kill_wait_s)
+    return [stat.pid for stat in found]
+
+
+async def terminate(found: list[procfs.ProcStat], grace_s: float, kill_wait_s: float = 5.0) -> None:
+    """SIGTERM (and SIGCONT) each process that is still the one found, SIGKILL what is
+    left after ``grace_s``; raises TimeoutError naming what outlives ``kill_wait_s``."""
     if not found:
-        return []
+        return
     for stat in found:
         _signal(stat, signal.SIGTERM)
         _signal(stat, signal.SIGCONT)
-    if not await _all_gone(found, grace_s):
-        for stat in found:
-            _signal(stat, signal.SIGKILL)
-        if not await _all_gone(found, kill_wait_s):
-            left = [s.pid for s in found if _same_alive(s)]
-            raise TimeoutError(f"pids {left} still not gone {kill_wait_s:g} s after SIGKILL")
-    return [stat.pid for stat in found]
+    if await _all_gone(found, grace_s):
+        return
+    for stat in found:
+        _signal(stat, signal.SIGKILL)
+    if not await _all_gone(found, kill_wait_s):
+        left = [s.pid for s in found if _same_alive(s)]
+        raise TimeoutError(f"pids {left} still not gone {kill_wait_s:g} s after SIGKILL")
 
 
 def _same_alive(stat: procfs.ProcStat) -> bool:
