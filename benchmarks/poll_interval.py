@@ -26,7 +26,6 @@ from pathlib import Path
 
 import httpx
 
-from test_coordinator.runtime.http_client import new_http_client
 from test_coordinator.runtime.load import percentile
 from test_coordinator.runtime.polling import DEFAULT_POLL_INTERVAL_S, wait_until
 from test_coordinator.runtime.ports_alloc import free_port
@@ -89,9 +88,9 @@ async def main(trials: int, intervals_ms: list[float], pause_trial_count: int) -
         command = (sys.executable, str(TINY_SERVER), "--port", str(port), "--name", "tiny")
         try:
             await backend.start(ProcessSpec("tiny", command))
-            async with new_http_client() as client:
+            async with httpx.AsyncClient(trust_env=False) as client:
                 base = f"http://127.0.0.1:{port}"
-                probe = HttpProbe(f"{base}/health", client=client, timeout_s=1.0)
+                probe = HttpProbe(f"{base}/health", timeout_s=1.0)
                 await wait_until(probe.check, deadline_s=5.0, interval_s=0.01)
 
                 print(f"unhealthy until T, {trials} trials per interval; error = observed - T (ms)")

@@ -19,7 +19,6 @@ from typing import Any
 import httpx
 import pytest
 
-from test_coordinator.runtime.http_client import new_http_client
 from test_coordinator.runtime.ports_alloc import free_port
 from test_coordinator.scenario.inventory import DockerRun
 from test_coordinator.targets.docker.backend import (
@@ -117,7 +116,7 @@ def scope(tmp_path: Path, run_id: str) -> RunScope:
 
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with new_http_client() as client:
+    async with httpx.AsyncClient(trust_env=False) as client:
         yield client
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from test_coordinator.runtime.http_client import new_http_client
 from test_coordinator.runtime.polling import wait_until
 from test_coordinator.runtime.ports_alloc import free_port
 from test_coordinator.runtime.probes import HttpProbe, ProbeResult
@@ -69,7 +68,7 @@ async def backend(tmp_path: Path) -> AsyncIterator[ProcessSupervisor]:
 
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with new_http_client() as shared:
+    async with httpx.AsyncClient(trust_env=False) as shared:
         yield shared
 
 
@@ -77,7 +76,6 @@ def health(port: int, client: httpx.AsyncClient, timeout_s: float = 1.0) -> Http
     return HttpProbe(
         f"http://127.0.0.1:{port}/health",
         json_fields={"status": "healthy"},
-        client=client,
         timeout_s=timeout_s,
     )
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from test_coordinator.runtime.http_client import new_http_client
 from test_coordinator.runtime.load import LoadGenerator, LoadSample, TcpTarget
 from test_coordinator.runtime.polling import wait_until
 from test_coordinator.runtime.ports_alloc import free_port
@@ -31,7 +30,7 @@ class Service:
         self.spec = ProcessSpec(
             "web", (sys.executable, str(TINY_SERVER), "--port", str(self.port), "--name", "web")
         )
-        self.health = HttpProbe(f"{self.url}health", client=client, timeout_s=0.5)
+        self.health = HttpProbe(f"{self.url}health", timeout_s=0.5)
 
     async def start_healthy(self) -> None:
         await self.backend.start(self.spec)
@@ -40,7 +39,7 @@ class Service:
 
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with new_http_client() as shared:
+    async with httpx.AsyncClient(trust_env=False) as shared:
         yield shared
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from test_coordinator.runtime.http_client import new_http_client
 from test_coordinator.runtime.metrics_scrape import scrape_metric
 from test_coordinator.runtime.polling import wait_until
 from test_coordinator.runtime.ports_alloc import free_port
@@ -22,7 +21,7 @@ TINY_SERVER = Path(__file__).resolve().parents[2] / "scenarios" / "examples" / "
 
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with new_http_client() as shared:
+    async with httpx.AsyncClient(trust_env=False) as shared:
         yield shared
 
 
@@ -47,8 +46,8 @@ async def test_unhealthy_for_the_window_after_start(
 ) -> None:
     started = time.monotonic()
     base = await start(backend, "--unhealthy-for-ms", "400")
-    any_answer = HttpProbe(f"{base}/health", expect_status=(200, 503), client=client)
-    healthy = HttpProbe(f"{base}/health", client=client)
+    any_answer = HttpProbe(f"{base}/health", expect_status=(200, 503))
+    healthy = HttpProbe(f"{base}/health")
 
     first, _ = await wait_until(any_answer.check, deadline_s=5.0, interval_s=0.005)
     _, healthy_at = await wait_until(healthy.check, deadline_s=5.0, interval_s=0.005)
@@ -62,7 +61,7 @@ async def test_admin_switch_makes_it_unhealthy_until_a_moment(
 ) -> None:
     """Healthy again at T on the shared monotonic clock, observed within 20 ms."""
     base = await start(backend)
-    probe = HttpProbe(f"{base}/health", client=client)
+    probe = HttpProbe(f"{base}/health")
     await wait_until(probe.check, deadline_s=5.0, interval_s=0.005)
 
     healthy_at = time.monotonic() + 0.1
@@ -80,13 +79,13 @@ async def test_metrics_count_requests_by_path(
     backend: ProcessSupervisor, client: httpx.AsyncClient
 ) -> None:
     base = await start(backend)
-    await wait_until(HttpProbe(f"{base}/", client=client).check, deadline_s=5.0, interval_s=0.005)
-    before = await scrape_metric(f"{base}/metrics", "requests_total", {"path": "/"}, client=client)
+    await wait_until(HttpProbe(f"{base}/").check, deadline_s=5.0, interval_s=0.005)
+    before = await scrape_metric(f"{base}/metrics", "requests_total", {"path": "/"})
 
     root = [await client.get(f"{base}/") for _ in range(3)]
     missing = await client.get(f"{base}/nope")
-    after = await scrape_metric(f"{base}/metrics", "requests_total", {"path": "/"}, client=client)
-    uptime = await scrape_metric(f"{base}/metrics", "uptime_seconds", client=client)
+    after = await scrape_metric(f"{base}/metrics", "requests_total", {"path": "/"})
+    uptime = await scrape_metric(f"{base}/metrics", "uptime_seconds")
 
     assert [(r.status_code, r.text) for r in root] == [(200, "ok")] * 3
     assert missing.status_code == 404

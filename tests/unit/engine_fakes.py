@@ -190,6 +190,7 @@ class FakeWorld:
     values: dict[str, Any] = field(default_factory=dict)
     delays: dict[str, float] = field(default_factory=dict)
     probe_count: int = 0
+    closed_probes: int = 0
 
     def answer(self, url: str) -> ProbeResult:
         self.probe_count += 1
@@ -215,6 +216,9 @@ class FakeProbe:
         if delay:
             await asyncio.sleep(delay)  # a target that answers late
         return self.world.answer(self.url)
+
+    async def aclose(self) -> None:
+        self.world.closed_probes += 1
 
 
 class FakeProbes:

@@ -1,8 +1,8 @@
 """Reading one value from Prometheus text, by name and labels."""
 
-import httpx
 import pytest
 
+from support.canned_http import canned_server, http_answer
 from test_coordinator.runtime.metrics_scrape import (
     MetricsScrapeError,
     metric_value,
@@ -56,24 +56,20 @@ def test_text_that_is_not_prometheus_is_an_error() -> None:
         metric_value("requests_total{path=oops 1\n", "requests_total")
 
 
-async def test_scrape_through_a_client() -> None:
-    """The body of a 200 answer is parsed."""
-    client = httpx.AsyncClient(
-        transport=httpx.MockTransport(lambda _: httpx.Response(200, text=TEXT))
-    )
-    async with client:
-        value = await scrape_metric(
-            "http://svc/metrics", "requests", {"code": "200"}, client=client
-        )
+async def test_scrape_reads_the_body_of_a_200() -> None:
+    """The body of a 200 answer is parsed; the scrape asks for its own connection."""
+    answer = http_answer(200, TEXT, content_type="text/plain")
+    async with canned_server(lambda _: answer) as server:
+        value = await scrape_metric(f"{server.url}/metrics", "requests", {"code": "200"})
 
     assert value == 8.0
+    assert b"Connection: close" in server.requests[0]
 
 
 async def test_scrape_of_an_error_status_is_an_error() -> None:
-    client = httpx.AsyncClient(transport=httpx.MockTransport(lambda _: httpx.Response(500)))
-    async with client:
-        with pytest.raises(MetricsScrapeError, match="http://svc/metrics: status 500"):
-            await scrape_metric("http://svc/metrics", "requests_total", client=client)
+    async with canned_server(lambda _: http_answer(500, "boom")) as server:
+        with pytest.raises(MetricsScrapeError, match=f"{server.url}/metrics: status 500"):
+            await scrape_metric(f"{server.url}/metrics", "requests_total")
 
 
 async def test_scrape_of_a_closed_port_names_the_url_and_reason() -> None:

@@ -1,7 +1,6 @@
 """Probes turn every failure of the target into a result, within their timeout."""
 
 import asyncio
-import json
 import socket
 import subprocess
 import sys
@@ -11,10 +10,10 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from pydantic import ValidationError
 
+from support.canned_http import Answer, canned_server, http_answer
 from support.polling import eventually
 from test_coordinator.engine.wiring import RuntimeProbes
 from test_coordinator.runtime.ports_alloc import free_port
@@ -49,21 +48,7 @@ def silent_port() -> Iterator[int]:
         yield server.getsockname()[1]
 
 
-def mock_client(
-    status: int, body: object, content_type: str = "application/json"
-) -> httpx.AsyncClient:
-    payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(status, content=payload, headers={"content-type": content_type})
-
-    return httpx.AsyncClient(transport=httpx.MockTransport(answer))
-
-
-@pytest.fixture
-async def healthy_client() -> AsyncIterator[httpx.AsyncClient]:
-    async with mock_client(200, {"status": "healthy", "deps": [{"name": "db", "up": True}]}) as c:
-        yield c
+HEALTHY = {"status": "healthy", "deps": [{"name": "db", "up": True}]}
 
 
 async def test_http_probe_to_a_closed_port_fails_with_the_reason(closed_port: int) -> None:
@@ -98,32 +83,24 @@ async def test_http_probe_invalid_url_is_a_result() -> None:
     assert "unsupported URL" in result.detail
 
 
-async def test_http_probe_value_is_the_json_body(healthy_client: httpx.AsyncClient) -> None:
+async def test_http_probe_value_is_the_json_body() -> None:
     """A JSON answer is decoded into the value; matching fields pass."""
-    probe = HttpProbe(
-        "http://svc/health",
-        json_fields={"status": "healthy", "deps[0].up": True},
-        client=healthy_client,
-    )
-
-    result = await probe.check()
+    async with canned_server(lambda _: http_answer(200, HEALTHY)) as server:
+        fields = {"status": "healthy", "deps[0].up": True}
+        async with HttpProbe(f"{server.url}/health", json_fields=fields) as probe:
+            result = await probe.check()
 
     assert result.ok, result.detail
-    assert result.value == {"status": "healthy", "deps": [{"name": "db", "up": True}]}
+    assert result.value == HEALTHY
     assert result.latency_ms >= 0
 
 
-async def test_http_probe_reports_every_field_that_differs(
-    healthy_client: httpx.AsyncClient,
-) -> None:
+async def test_http_probe_reports_every_field_that_differs() -> None:
     """Wrong and missing fields are each named in the detail."""
-    probe = HttpProbe(
-        "http://svc/health",
-        json_fields={"status": "degraded", "deps[0].up": 1, "version": "2"},
-        client=healthy_client,
-    )
-
-    result = await probe.check()
+    async with canned_server(lambda _: http_answer(200, HEALTHY)) as server:
+        fields = {"status": "degraded", "deps[0].up": 1, "version": "2"}
+        async with HttpProbe(f"{server.url}/health", json_fields=fields) as probe:
+            result = await probe.check()
 
     assert not result.ok
     assert "status is 'healthy', expected 'degraded'" in result.detail
@@ -133,9 +110,11 @@ async def test_http_probe_reports_every_field_that_differs(
 
 async def test_http_probe_status_must_be_one_of_the_expected() -> None:
     """A 503 fails a probe expecting 200 but passes one expecting (200, 503)."""
-    async with mock_client(503, {"status": "starting"}) as client:
-        strict = await HttpProbe("http://svc/", client=client).check()
-        lenient = await HttpProbe("http://svc/", expect_status=(200, 503), client=client).check()
+    async with canned_server(lambda _: http_answer(503, {"status": "starting"})) as server:
+        async with HttpProbe(server.url) as probe:
+            strict = await probe.check()
+        async with HttpProbe(server.url, expect_status=(200, 503)) as probe:
+            lenient = await probe.check()
 
     assert not strict.ok
     assert "status 503, expected 200" in strict.detail
@@ -144,34 +123,23 @@ async def test_http_probe_status_must_be_one_of_the_expected() -> None:
 
 
 async def test_http_probe_text_body_is_the_value() -> None:
-    """A body that is not JSON is given as text."""
-    async with mock_client(200, "ok", content_type="text/plain") as client:
-        result = await HttpProbe("http://svc/", client=client).check()
+    """A body that is not JSON is given as text, decoded by its charset."""
+    answer = http_answer(200, "café".encode("latin-1"), content_type="text/plain; charset=latin-1")
+    async with canned_server(lambda _: answer) as server, HttpProbe(server.url) as probe:
+        result = await probe.check()
 
     assert result.ok
-    assert result.value == "ok"
+    assert result.value == "café"
 
 
-async def test_http_probe_translates_transport_errors() -> None:
-    """An httpx error raised by the transport becomes a failed result."""
-
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ReadError("connection reset", request=request)
-
-    async with httpx.AsyncClient(transport=httpx.MockTransport(refuse)) as client:
-        result = await HttpProbe("http://svc/", client=client).check()
+async def test_http_probe_reports_a_broken_answer() -> None:
+    """An answer that is not HTTP becomes a failed result that says so."""
+    garbage = Answer([b"SSH-2.0-OpenSSH\r\n\r\n"], close=True)
+    async with canned_server(lambda _: garbage) as server, HttpProbe(server.url) as probe:
+        result = await probe.check()
 
     assert not result.ok
-    assert "read failed" in result.detail
-
-
-async def test_http_probe_leaves_a_shared_client_open(healthy_client: httpx.AsyncClient) -> None:
-    """aclose() closes only a client the probe made itself."""
-    probe = HttpProbe("http://svc/health", client=healthy_client)
-    await probe.aclose()
-
-    assert (await probe.check()).ok
-    assert not healthy_client.is_closed
+    assert "not an HTTP/1.x answer: 'SSH-2.0-OpenSSH'" in result.detail
 
 
 async def test_tcp_probe_connects_and_fails(closed_port: int, silent_port: int) -> None:
@@ -379,8 +347,7 @@ async def test_command_probe_spec_takes_env_cwd_and_output_patterns() -> None:
             }
         }
     )
-    async with httpx.AsyncClient() as client:
-        probe = RuntimeProbes(client).probe(spec)
+    probe = RuntimeProbes().probe(spec)
 
     assert isinstance(probe, CommandProbe)
     assert (probe.argv, probe.env, probe.cwd) == (("redis-cli", "ping"), {"A": "1"}, Path("/tmp"))

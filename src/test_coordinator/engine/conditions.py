@@ -46,6 +46,15 @@ class ConditionChecker:
             probe = self._health[service] = _ObservedProbe(service, raw, self)
         return probe
 
+    async def close(self) -> None:
+        """Close every probe built so far (their kept-alive connections)."""
+        probes = list(self._health.values())
+        probes += [probe for _, probe in self._probes.values()]
+        self._health.clear()
+        self._probes.clear()
+        for probe in probes:
+            await probe.aclose()
+
     def _observed(self, service: str, started_s: float, completed_s: float) -> None:
         if self.observer is not None:
             self.observer(service, started_s, completed_s)
@@ -96,6 +105,9 @@ class _ObservedProbe:
         if outcome.ok:
             self.checker._observed(self.service, started, clock())
         return outcome
+
+    async def aclose(self) -> None:
+        await self.probe.aclose()
 
 
 def judge(condition: Condition, value: Any, detail: str, latency_ms: float = 0.0) -> ProbeResult:

@@ -434,6 +434,7 @@ class _Run:
         except Exception as exc:
             self.journal.record("backend.close_failed", detail=str(exc))
             self._escalate(f"could not stop every process: {exc}")
+        await ctx.checker.close()
         self.journal.record("cleanup.finished")
 
     async def _undo(self, ctx: RunContext, action: UndoAction) -> str:

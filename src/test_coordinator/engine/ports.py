@@ -36,6 +36,9 @@ class Probe(Protocol):
     async def check(self) -> ProbeOutcome:
         """Look once; never raises for a target that is down (ok=False instead)."""
 
+    async def aclose(self) -> None:
+        """Let go of what the probe keeps between looks (a connection, a channel)."""
+
 
 class ProbeFactory(Protocol):
     def probe(self, spec: ProbeSpec) -> Probe: ...

@@ -38,6 +38,8 @@ def health_verifier(probes: ProbeFactory, interval_s: float) -> HealthCheck:
                 f"{action.service} not healthy within "
                 f"{format_duration(action.start_timeout_s)}; last: {last}"
             ) from None
+        finally:
+            await probe.aclose()
         return "healthy"
 
     return healthy

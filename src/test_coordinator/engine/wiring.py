@@ -1,5 +1,9 @@
-"""The engine's real dependencies: the target backends, httpx probes, metrics scrapes, load,
-and the audit correlator (a buffered reporter and a query client)."""
+"""The engine's real dependencies: the target backends, probes, metrics scrapes, load,
+and the audit correlator (a buffered reporter and a query client).
+
+What only some scenarios use (the audit correlator's client, gRPC) is imported
+when first used, so a run of HTTP probes starts quickly.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from test_coordinator.adapters.audit import AuditClient, HttpAuditReporter
 from test_coordinator.engine.errors import InfrastructureError
 from test_coordinator.engine.ports import (
     AuditLink,
@@ -22,7 +23,6 @@ from test_coordinator.engine.ports import (
 from test_coordinator.guard.launcher import ProcessGuard
 from test_coordinator.ports.audit import AuditSink, Correlation
 from test_coordinator.ports.storage import RunStore
-from test_coordinator.runtime.http_client import new_http_client
 from test_coordinator.runtime.load import (
     CommandTarget,
     LoadGenerator,
@@ -38,10 +38,7 @@ from test_coordinator.targets.wiring import build_targets
 
 
 class RuntimeProbes:
-    """Builds runtime probes from scenario probe specs; HTTP ones share one client."""
-
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
+    """Builds runtime probes from scenario probe specs."""
 
     def probe(self, spec: ProbeSpec) -> Probe:
         if spec.http is not None:
@@ -51,7 +48,6 @@ class RuntimeProbes:
                 expect_status=spec.http.status,
                 json_fields=spec.http.json_fields,
                 timeout_s=spec.http.timeout,
-                client=self._client,
             )
         if spec.tcp is not None:
             return TcpProbe(spec.tcp.host, spec.tcp.port, timeout_s=spec.tcp.timeout)
@@ -81,6 +77,8 @@ class HttpAuditLink:
     ``run_dir/audit-undelivered.jsonl``) and an AuditClient for correlations."""
 
     def __init__(self, url: str, run_dir: Path) -> None:
+        from test_coordinator.adapters.audit import AuditClient, HttpAuditReporter
+
         self._reporter = HttpAuditReporter(
             url, spill_path=run_dir / AUDIT_SPILL_FILE, linger_s=AUDIT_LINGER_S
         )
@@ -123,15 +121,14 @@ def audit_link(url: str, run_dir: Path) -> AuditLink:
 async def runtime_deps(
     store: RunStore, *, poll_interval_s: float = DEFAULT_POLL_INTERVAL_S, guard: bool = True
 ) -> AsyncIterator[EngineDeps]:
-    """Real dependencies for as long as the block runs; the HTTP client closes after it.
+    """Real dependencies for as long as the block runs.
 
     ``guard``: each run starts a watchdog process that undoes it if this process dies.
     """
-    client = new_http_client()
 
     async def read_metric(url: str, name: str, labels: Mapping[str, str]) -> float | None:
         try:
-            return await scrape_metric(url, name, labels, client=client)
+            return await scrape_metric(url, name, labels)
         except MetricsScrapeError as exc:
             raise InfrastructureError(str(exc)) from exc
 
@@ -156,16 +153,13 @@ async def runtime_deps(
             max_duration_s=spec.duration or 900.0,
         )
 
-    try:
-        yield EngineDeps(
-            store=store,
-            targets_factory=build_targets,
-            probes=RuntimeProbes(client),
-            read_metric=read_metric,
-            load_factory=load_factory,
-            poll_interval_s=poll_interval_s,
-            audit_link=audit_link,
-            guard=ProcessGuard if guard else None,
-        )
-    finally:
-        await client.aclose()
+    yield EngineDeps(
+        store=store,
+        targets_factory=build_targets,
+        probes=RuntimeProbes(),
+        read_metric=read_metric,
+        load_factory=load_factory,
+        poll_interval_s=poll_interval_s,
+        audit_link=audit_link,
+        guard=ProcessGuard if guard else None,
+    )

@@ -47,7 +47,11 @@ class StoreUnavailable(Exception):
 
 @contextlib.asynccontextmanager
 async def open_store() -> AsyncIterator[RunStore]:
-    """The configured RunStore (SQLite under DATA_DIR by default) for the block's duration."""
+    """The configured RunStore for the block's duration.
+
+    PostgreSQL when POSTGRES_URL is set; otherwise the SQLite file under DATA_DIR,
+    opened without SQLAlchemy (a CLI run stays light).
+    """
     from test_coordinator.config import SettingsError, load_settings
 
     try:
@@ -57,6 +61,21 @@ async def open_store() -> AsyncIterator[RunStore]:
     from test_coordinator.infrastructure.logging import configure_logging
 
     configure_logging(settings)
+    if not settings.postgres_url:
+        from test_coordinator.adapters.storage.sqlite_file import open_sqlite_file
+
+        try:
+            store = await open_sqlite_file(settings.instance_data_dir)
+        except Exception as exc:
+            raise StoreUnavailable(
+                f"cannot open the run store: {exc}", EXIT_INFRASTRUCTURE
+            ) from None
+        try:
+            yield store
+        finally:
+            store.close()
+        return
+
     from test_coordinator.adapters.storage import DataAdapter
 
     try:

@@ -7,6 +7,9 @@ with structlog's ProcessorFormatter. The rendering chain adds the identity
 (``service_name``, ``instance_name``, ``environment``) and masks passwords in
 URLs, so no line escapes either. Lines are JSON in docker and production, and
 readable ``key=value`` console lines otherwise.
+
+structlog itself loads when first needed (the first record that passes the level,
+or the first :func:`get_logger`), so a CLI run that logs nothing never imports it.
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import structlog
-from structlog.typing import EventDict, Processor, WrappedLogger
+if TYPE_CHECKING:
+    import structlog
+    from structlog.typing import EventDict, Processor, WrappedLogger
 
-from test_coordinator.config import Settings
+    from test_coordinator.config import Settings
 
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
@@ -92,16 +96,34 @@ def _foreign_fields(_logger: WrappedLogger, _method: str, event_dict: EventDict)
     return event_dict
 
 
-_STAMPS: tuple[Processor, ...] = (
-    structlog.contextvars.merge_contextvars,
-    structlog.stdlib.add_log_level,
-    structlog.stdlib.add_logger_name,
-    structlog.processors.TimeStamper(fmt="iso", utc=True),
-)
+def _stamps() -> tuple[Processor, ...]:
+    import structlog
+
+    return (
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    )
 
 
 class _StructuredHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """The root handler this module installs; found and replaced on reconfiguration."""
+    """The root handler this module installs; found and replaced on reconfiguration.
+
+    Its formatter is built, and structlog configured, on the first record it formats.
+    """
+
+    def __init__(self, stream: TextIO, settings: Settings) -> None:
+        super().__init__(stream)
+        self.settings = settings
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self.formatter is None:
+            _realize(self)
+        return super().format(record)
+
+
+_installed: _StructuredHandler | None = None
 
 
 def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> None:
@@ -110,31 +132,8 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> No
     Idempotent: a second call replaces the handler the first one installed and
     leaves other handlers (pytest's, for example) alone.
     """
-    stream = stream if stream is not None else sys.stderr
-    renderer: Processor
-    if settings.environment.wants_json_logs:
-        renderer = structlog.processors.JSONRenderer()
-    else:
-        renderer = structlog.dev.ConsoleRenderer(colors=_is_tty(stream))
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*_STAMPS, structlog.stdlib.ExtraAdder(), _foreign_fields],
-        pass_foreign_args=True,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            AddIdentity(
-                settings.service_name,
-                settings.service_instance_name,
-                settings.environment.value,
-            ),
-            # Plain tracebacks before masking: rich's would print local variables unmasked.
-            structlog.processors.format_exc_info,
-            redact_passwords,
-            renderer,
-        ],
-    )
-    handler = _StructuredHandler(stream)
-    handler.setFormatter(formatter)
-
+    global _installed
+    handler = _StructuredHandler(stream if stream is not None else sys.stderr, settings)
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _StructuredHandler)]:
         root.removeHandler(old)
@@ -146,11 +145,44 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> No
         uvicorn_logger.propagate = True
     # grpc's C core writes its own unstructured lines to stderr; keep those to errors.
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    _installed = handler
+    if "structlog" in sys.modules:
+        _realize(handler)
 
+
+def _realize(handler: _StructuredHandler) -> None:
+    """Give ``handler`` its structlog formatter and route structlog loggers through it."""
+    import structlog
+
+    settings = handler.settings
+    renderer: Processor
+    if settings.environment.wants_json_logs:
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=_is_tty(handler.stream))
+    stamps = _stamps()
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*stamps, structlog.stdlib.ExtraAdder(), _foreign_fields],
+            pass_foreign_args=True,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                AddIdentity(
+                    settings.service_name,
+                    settings.service_instance_name,
+                    settings.environment.value,
+                ),
+                # Plain tracebacks before masking: rich's would print local variables unmasked.
+                structlog.processors.format_exc_info,
+                redact_passwords,
+                renderer,
+            ],
+        )
+    )
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,
-            *_STAMPS,
+            *stamps,
             structlog.stdlib.PositionalArgumentsFormatter(),
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
@@ -164,6 +196,10 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> No
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     """A structured logger; usable at import time, configured by configure_logging()."""
+    import structlog
+
+    if _installed is not None and _installed.formatter is None:
+        _realize(_installed)
     logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
     return logger
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
-import httpx
-from prometheus_client.parser import text_string_to_metric_families
+from test_coordinator.runtime.http_wire import HttpWireClient, HttpWireError
 
-from test_coordinator.runtime.http_client import describe_http_error, new_http_client
+MAX_EXPOSITION_BYTES = 32 * 1024 * 1024
 
 
 class MetricsScrapeError(Exception):
@@ -21,6 +20,8 @@ def metric_value(text: str, name: str, labels: Mapping[str, str] | None = None) 
     A counter may be named with or without its ``_total`` suffix. None when no
     sample matches (not 0: a missing metric is not a zero one).
     """
+    from prometheus_client.parser import text_string_to_metric_families
+
     wanted = dict(labels or {})
     total = 0.0
     matched = False
@@ -46,7 +47,6 @@ async def scrape_metric(
     url: str,
     name: str,
     labels: Mapping[str, str] | None = None,
-    client: httpx.AsyncClient | None = None,
     timeout_s: float = 2.0,
 ) -> float | None:
     """GET ``url`` and return :func:`metric_value` of its body.
@@ -54,21 +54,20 @@ async def scrape_metric(
     Raises MetricsScrapeError (naming the URL) when the endpoint does not answer
     within ``timeout_s``, answers other than 200, or is not Prometheus text.
     """
-    owned = client is None
-    http = client if client is not None else new_http_client(max_connections=1)
     try:
-        async with asyncio.timeout(timeout_s):
-            response = await http.get(url, timeout=timeout_s)
+        client = HttpWireClient(url, headers={"Connection": "close"}, max_body=MAX_EXPOSITION_BYTES)
+        try:
+            async with asyncio.timeout(timeout_s):
+                answer = await client.request()
+        finally:
+            client.close()
     except TimeoutError as exc:
         raise MetricsScrapeError(f"{url}: no answer within {timeout_s:g} s") from exc
-    except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
-        raise MetricsScrapeError(f"{url}: {describe_http_error(exc)}") from exc
-    finally:
-        if owned:
-            await http.aclose()
-    if response.status_code != 200:
-        raise MetricsScrapeError(f"{url}: status {response.status_code}, expected 200")
+    except HttpWireError as exc:
+        raise MetricsScrapeError(f"{url}: {exc}") from exc
+    if answer.status != 200:
+        raise MetricsScrapeError(f"{url}: status {answer.status}, expected 200")
     try:
-        return metric_value(response.text, name, labels)
+        return metric_value(answer.body.decode("utf-8", errors="replace"), name, labels)
     except MetricsScrapeError as exc:
         raise MetricsScrapeError(f"{url}: {exc}") from exc

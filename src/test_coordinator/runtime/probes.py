@@ -19,15 +19,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import httpx
-
 from test_coordinator.domain.compare import equal
-from test_coordinator.runtime.http_client import (
-    describe_http_error,
-    new_http_client,
-    os_error_reason,
-)
+from test_coordinator.runtime.http_wire import HttpAnswer, HttpWireClient, HttpWireError
 from test_coordinator.runtime.json_path import JsonPathError, json_path
+from test_coordinator.runtime.os_errors import os_error_reason
 from test_coordinator.runtime.probe_result import ProbeResult
 
 if TYPE_CHECKING:
@@ -60,15 +55,11 @@ class HttpProbe:
 
     ``value`` is the decoded JSON body when the response says it is JSON (or
     the body parses as JSON), else the text. ``json_fields`` maps a JSON path
-    (see :func:`json_path`) to the value expected there. Pass a shared
-    ``client`` (see :func:`new_http_client`) to share its connection limits
-    and transport; without one the probe makes its own and :meth:`aclose`
-    closes it.
+    (see :func:`json_path`) to the value expected there.
 
-    Each check goes on a new connection (``Connection: close``, unless
-    ``headers`` say otherwise): on a reused one the latency of a server that
-    writes headers and body separately carries a 40 ms delayed-ACK artifact
-    (see :class:`~test_coordinator.runtime.http_client._SplitTransport`).
+    The probe keeps its connection alive between checks (see
+    :mod:`~test_coordinator.runtime.http_wire` for why that measures true);
+    ``headers={"Connection": "close"}`` asks for a new connection each time.
     """
 
     def __init__(
@@ -79,7 +70,6 @@ class HttpProbe:
         expect_status: int | Sequence[int] = 200,
         json_fields: Mapping[str, Any] | None = None,
         timeout_s: float = 1.0,
-        client: httpx.AsyncClient | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         self.url = url
@@ -90,21 +80,20 @@ class HttpProbe:
         self.json_fields = dict(json_fields or {})
         self.timeout_s = timeout_s
         self.headers = dict(headers or {})
-        if not any(name.lower() == "connection" for name in self.headers):
-            self.headers["Connection"] = "close"
-        self._client = client
-        self._owns_client = client is None
-        self._request: httpx.Request | None = None
+        self._client: HttpWireClient | None = None
+        self._invalid = ""
 
     def __repr__(self) -> str:
         return f"HttpProbe({self.method} {self.url})"
 
     async def check(self) -> ProbeResult:
         started = time.perf_counter()
+        client = self._client_or_new()
+        if client is None:
+            return ProbeResult(False, None, f"{self.url}: {self._invalid}", 0.0)
         try:
-            request = self._prepared_request()
             async with asyncio.timeout(self.timeout_s):
-                response = await self._client_or_new().send(request)
+                answer = await client.request()
         except TimeoutError:
             return ProbeResult(
                 False,
@@ -112,25 +101,23 @@ class HttpProbe:
                 f"{self.url}: no answer within {self.timeout_s:g} s",
                 _elapsed_ms(started),
             )
-        except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
-            detail = describe_http_error(exc)
-            return ProbeResult(False, None, f"{self.url}: {detail}", _elapsed_ms(started))
+        except HttpWireError as exc:
+            return ProbeResult(False, None, f"{self.url}: {exc}", _elapsed_ms(started))
         latency_ms = _elapsed_ms(started)
-        value = _decode_body(response)
+        value = _decode_body(answer)
         problems = []
-        if response.status_code not in self.expect_status:
+        if answer.status not in self.expect_status:
             wanted = " or ".join(str(s) for s in self.expect_status)
-            problems.append(f"status {response.status_code}, expected {wanted}")
+            problems.append(f"status {answer.status}, expected {wanted}")
         problems.extend(_field_problems(value, self.json_fields))
         if problems:
             return ProbeResult(False, value, f"{self.url}: " + "; ".join(problems), latency_ms)
-        return ProbeResult(True, value, f"{self.url}: status {response.status_code}", latency_ms)
+        return ProbeResult(True, value, f"{self.url}: status {answer.status}", latency_ms)
 
     async def aclose(self) -> None:
-        """Close the client if this probe made it; a shared client is left open."""
-        if self._owns_client and self._client is not None:
-            client, self._client, self._request = self._client, None, None
-            await client.aclose()
+        """Close the kept-alive connection."""
+        if self._client is not None:
+            self._client.close()
 
     async def __aenter__(self) -> HttpProbe:
         return self
@@ -138,29 +125,35 @@ class HttpProbe:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    def _client_or_new(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = new_http_client()
+    def _client_or_new(self) -> HttpWireClient | None:
+        if self._client is None and not self._invalid:
+            try:
+                self._client = HttpWireClient(self.url, method=self.method, headers=self.headers)
+            except HttpWireError as exc:
+                self._invalid = str(exc)
         return self._client
 
-    def _prepared_request(self) -> httpx.Request:
-        # Built once and sent again each time: a body-less request can be resent,
-        # and building it costs about a fifth of a local round trip.
-        if self._request is None:
-            self._request = self._client_or_new().build_request(
-                self.method, self.url, headers=self.headers, timeout=self.timeout_s
-            )
-        return self._request
 
-
-def _decode_body(response: httpx.Response) -> Any:
-    content = response.content
-    if "json" in response.headers.get("content-type", "") or content[:1] in (b"{", b"["):
+def _decode_body(answer: HttpAnswer) -> Any:
+    content = answer.body
+    if "json" in answer.headers.get("content-type", "") or content[:1] in (b"{", b"["):
         try:
             return json.loads(content)
         except ValueError:
             pass
-    return response.text
+    return _text(content, answer.headers.get("content-type", ""))
+
+
+def _text(content: bytes, content_type: str) -> str:
+    charset = "utf-8"
+    for part in content_type.split(";")[1:]:
+        name, _, value = part.strip().partition("=")
+        if name.lower() == "charset" and value:
+            charset = value.strip('"')
+    try:
+        return content.decode(charset, errors="replace")
+    except LookupError:
+        return content.decode("utf-8", errors="replace")
 
 
 def _field_problems(value: Any, fields: Mapping[str, Any]) -> list[str]:
@@ -187,6 +180,9 @@ class TcpProbe:
         self.host = host
         self.port = port
         self.timeout_s = timeout_s
+
+    async def aclose(self) -> None:
+        """Nothing is kept between checks."""
 
     def __repr__(self) -> str:
         return f"TcpProbe({self.host}:{self.port})"
@@ -317,6 +313,9 @@ class CommandProbe:
         self.cwd = cwd
         self.expect_stdout = expect_stdout
         self.expect_stderr = expect_stderr
+
+    async def aclose(self) -> None:
+        """Nothing is kept between checks."""
 
     def __repr__(self) -> str:
         return f"CommandProbe({' '.join(self.argv)})"

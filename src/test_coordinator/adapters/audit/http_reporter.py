@@ -26,7 +26,6 @@ from enum import Enum
 from pathlib import Path
 
 import httpx
-import structlog
 
 from test_coordinator.adapters.audit.circuit_breaker import (
     BreakerState,
@@ -35,9 +34,10 @@ from test_coordinator.adapters.audit.circuit_breaker import (
 )
 from test_coordinator.adapters.audit.spill import SpillFile
 from test_coordinator.adapters.audit.wire import event_to_json
+from test_coordinator.infrastructure.logging import get_logger
 from test_coordinator.ports.audit import AuditEvent
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 EVENTS_PATH = "/api/v1/events"
 DEFAULT_CAPACITY = 10_000

@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 from collections.abc import Callable
 
-import structlog
 from redis.asyncio import Redis
 
 from test_coordinator.adapters.redis_client import redis_errors
@@ -25,10 +24,11 @@ from test_coordinator.adapters.registry.records import (
     service_pattern,
     utc_now_iso,
 )
+from test_coordinator.infrastructure.logging import get_logger
 from test_coordinator.ports.availability import RegistryUnavailable
 from test_coordinator.ports.registry import ServiceRecord
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 # Delete the key only if it still holds what this registry wrote last.
 _DELETE_IF_OURS = """

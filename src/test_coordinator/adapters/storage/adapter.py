@@ -14,6 +14,7 @@ from test_coordinator.adapters.storage.buffered import BufferedWriter
 from test_coordinator.adapters.storage.buffered_live import BufferedLiveState
 from test_coordinator.adapters.storage.buffered_store import BufferedRunStore
 from test_coordinator.adapters.storage.engines import postgres_engine, sqlite_engine
+from test_coordinator.adapters.storage.paths import SQLITE_FILE
 from test_coordinator.adapters.storage.redis_live import RedisLiveState
 from test_coordinator.adapters.storage.remote import ReconnectPolicy
 from test_coordinator.adapters.storage.sql_store import SqlRunStore
@@ -21,8 +22,6 @@ from test_coordinator.config import Settings
 from test_coordinator.ports.health import DependencyHealth
 from test_coordinator.ports.live_state import LiveState
 from test_coordinator.ports.storage import RunStore
-
-SQLITE_FILE = "coordinator.db"
 
 
 class DataAdapter:

@@ -16,16 +16,15 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
-import structlog
-
 from test_coordinator.adapters.redact import redact_text
 from test_coordinator.adapters.storage.outbox import Outbox, OutboxEntry
 from test_coordinator.adapters.storage.remote import ReconnectPolicy, Remote
 from test_coordinator.adapters.storage.writes import PendingWrite
+from test_coordinator.infrastructure.logging import get_logger
 from test_coordinator.ports.availability import StorageRejected, StorageUnavailable
 from test_coordinator.ports.health import DependencyHealth
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 T = TypeVar("T")
 
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiosqlite
-import structlog
 
 from test_coordinator.adapters.storage.writes import PendingWrite
+from test_coordinator.infrastructure.logging import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pending_writes (
