@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,13 @@ from test_coordinator.engine.audit_check import (
     judge_audit,
 )
 from test_coordinator.engine.context import RunContext
+from test_coordinator.engine.log_marks import (
+    LOG_READ_LIMIT_BYTES,
+    current_log_paths,
+    has_text_after,
+    lines_before,
+    read_log,
+)
 from test_coordinator.engine.results import CheckResult, Recovery, Status
 from test_coordinator.scenario.checks import (
     AuditCheck,
@@ -30,7 +37,6 @@ from test_coordinator.scenario.checks import (
 from test_coordinator.scenario.durations import format_duration
 
 CHECK_TIMEOUT_S = 30.0
-LOG_READ_LIMIT_BYTES = 64 * 1024 * 1024
 
 
 class CheckFailed(Exception):
@@ -90,7 +96,6 @@ def _ms(value: float | None) -> str:
 
 async def _recovery_time(ctx: RunContext, check: RecoveryTimeCheck) -> tuple[str, Any]:
     spec = check.recovery_time
-    limit_ms = spec.max * 1000.0
     faults = [
         r
         for r in ctx.recoveries.results()
@@ -100,6 +105,29 @@ async def _recovery_time(ctx: RunContext, check: RecoveryTimeCheck) -> tuple[str
     subject = spec.service or "any service"
     if not faults:
         raise NothingToJudge(f"no fault on {subject} was injected, so nothing recovered")
+    details: list[str] = []
+    value: float | None = None
+    if spec.max is not None:
+        detail, value = _recovered_within(faults, spec.max)
+        details.append(detail)
+    if spec.max_from_restore is not None:
+        restorable = [r for r in faults if r.restore]
+        if not restorable:
+            raise NothingToJudge(
+                f"no fault on {subject} is restored by a resume or a start (a restart restores "
+                "itself), so there is no recovery from a restore",
+                value,
+            )
+        detail, worst = _recovered_from_restore_within(restorable, spec.max_from_restore)
+        details.append(detail)
+        if spec.max is None:
+            value = worst
+    return "; ".join(details), value
+
+
+def _recovered_within(faults: list[Recovery], limit_s: float) -> tuple[str, float | None]:
+    """Every fault healthy again within ``limit_s`` of its injection; the worst time."""
+    limit_ms = limit_s * 1000.0
     worst = max((r.recovery_ms for r in faults if r.recovery_ms is not None), default=None)
     problems = []
     for recovery in faults:
@@ -108,12 +136,53 @@ async def _recovery_time(ctx: RunContext, check: RecoveryTimeCheck) -> tuple[str
         elif recovery.recovery_ms > limit_ms:
             problems.append(
                 f"{_fault_name(recovery)}: healthy again after {recovery.recovery_ms:.1f} ms, "
-                f"more than the allowed {format_duration(spec.max)}"
+                f"more than the allowed {format_duration(limit_s)}"
             )
     if problems:
         raise CheckFailed("; ".join(problems), worst)
     times = ", ".join(f"{r.service} {r.recovery_ms:.1f} ms" for r in faults)
-    return f"recovered: {times} (max {format_duration(spec.max)})", worst
+    return f"recovered: {times} (max {format_duration(limit_s)})", worst
+
+
+def _recovered_from_restore_within(
+    faults: list[Recovery], limit_s: float
+) -> tuple[str, float | None]:
+    """Every fault healthy again within ``limit_s`` of its restore; the worst time."""
+    limit_ms = limit_s * 1000.0
+    worst = max(
+        (r.recovery_from_restore_ms for r in faults if r.recovery_from_restore_ms is not None),
+        default=None,
+    )
+    problems = []
+    for recovery in faults:
+        took = recovery.recovery_from_restore_ms
+        done = _RESTORED.get(recovery.restore, "restored")
+        if recovery.restored_at_ms is None:
+            why = f"{recovery.detail}, " if recovery.detail else ""
+            problems.append(
+                f"{_fault_name(recovery)}: {why}never {done} by a step, "
+                "so there is no recovery from a restore"
+            )
+        elif took is None:
+            problems.append(
+                f"{_fault_name(recovery)}: {done} at {recovery.restored_at_ms:.1f} ms, then "
+                f"{recovery.detail or 'never healthy again'}"
+            )
+        elif took > limit_ms:
+            problems.append(
+                f"{_fault_name(recovery)}: healthy again {took:.1f} ms after it was {done}, "
+                f"more than the allowed {format_duration(limit_s)}"
+            )
+    if problems:
+        raise CheckFailed("; ".join(problems), worst)
+    times = ", ".join(f"{r.service} {r.recovery_from_restore_ms:.1f} ms" for r in faults)
+    return (
+        f"recovered from the restore: {times} (max_from_restore {format_duration(limit_s)})",
+        worst,
+    )
+
+
+_RESTORED = {"resume": "resumed", "start": "started again"}
 
 
 def _fault_name(recovery: Recovery) -> str:
@@ -144,60 +213,81 @@ async def _metric(ctx: RunContext, check: MetricCheck) -> tuple[str, Any]:
 
 async def _log(ctx: RunContext, check: LogCheck) -> tuple[str, Any]:
     spec = check.log
-    service = ctx.loaded.model.services[spec.service]
-    if service.log:
-        paths = [Path(service.log)]
-    else:
-        await ctx.targets.sync_logs(spec.service)
-        paths = ctx.targets.log_paths(spec.service)
+    paths = await current_log_paths(ctx, spec.service)
+    offsets: Mapping[str, int] = {}
+    since = ""
+    if spec.after is not None:
+        offsets = _log_offsets(ctx, spec.service, spec.after)
+        since = f" after step {spec.after!r} started"
+    sources = [(path, offsets.get(str(path), 0)) for path in paths]
     pattern = re.compile(spec.present or spec.absent or "", re.MULTILINE)
     where = ", ".join(str(p) for p in paths)
-    if spec.absent is not None and not await asyncio.to_thread(_any_log_text, paths):
+    if spec.absent is not None and not await asyncio.to_thread(_any_log_text, sources):
+        if since:
+            raise NothingToJudge(f"nothing was written to {where}{since}")
         raise NothingToJudge(f"no log to read: {where} missing or empty")
     if spec.min_count is not None:
-        lines = await asyncio.to_thread(_count_matching_lines, paths, pattern)
+        lines = await asyncio.to_thread(_count_matching_lines, sources, pattern)
         if lines < spec.min_count:
             raise CheckFailed(
-                f"{lines} lines match /{spec.present}/ in {where}, fewer than {spec.min_count}",
+                f"{lines} lines match /{spec.present}/ in {where}{since}, "
+                f"fewer than {spec.min_count}",
                 lines,
             )
-        return f"{lines} lines match /{spec.present}/ (at least {spec.min_count})", lines
-    found = await asyncio.to_thread(_search_logs, paths, pattern)
+        return f"{lines} lines match /{spec.present}/{since} (at least {spec.min_count})", lines
+    found = await asyncio.to_thread(_search_logs, sources, pattern)
     if spec.present is not None:
         if found is None:
-            raise CheckFailed(f"no line matches /{spec.present}/ in {where}")
-        return f"found at {found[0]}: {found[1]}", found[1]
+            raise CheckFailed(f"no line matches /{spec.present}/ in {where}{since}")
+        return f"found at {found[0]}{since}: {found[1]}", found[1]
     if found is not None:
-        raise CheckFailed(f"/{spec.absent}/ must not appear, but {found[0]}: {found[1]}", found[1])
-    return f"no line matches /{spec.absent}/ in {where}", None
+        raise CheckFailed(
+            f"/{spec.absent}/ must not appear{since}, but {found[0]}: {found[1]}", found[1]
+        )
+    return f"no line matches /{spec.absent}/ in {where}{since}", None
 
 
-def _count_matching_lines(paths: list[Path], pattern: re.Pattern[str]) -> int:
+def _log_offsets(ctx: RunContext, service: str, step: str) -> Mapping[str, int]:
+    """Where ``service``'s log files stood when ``step`` started."""
+    if step not in ctx.step_starts_ms:
+        raise NothingToJudge(f"step {step!r} never ran, so nothing was written after it")
+    mark = ctx.log_marks.get((step, service))
+    if mark is None:
+        raise CheckFailed(f"where the log of {service} stood when step {step!r} started is unknown")
+    if mark.problem:
+        raise CheckFailed(
+            f"where the log of {service} stood when step {step!r} started is unknown: "
+            f"{mark.problem}"
+        )
+    return mark.offsets
+
+
+def _count_matching_lines(sources: list[tuple[Path, int]], pattern: re.Pattern[str]) -> int:
     count = 0
-    for path in paths:
-        try:
-            with path.open("rb") as file:
-                text = file.read(LOG_READ_LIMIT_BYTES).decode("utf-8", "replace")
-        except FileNotFoundError:
+    for path, offset in sources:
+        read = read_log(path, offset, LOG_READ_LIMIT_BYTES)
+        if read is None:
             continue
-        count += sum(1 for line in text.splitlines() if pattern.search(line))
+        count += sum(1 for line in read[0].splitlines() if pattern.search(line))
     return count
 
 
-def _any_log_text(paths: list[Path]) -> bool:
-    return any(path.is_file() and path.stat().st_size > 0 for path in paths)
+def _any_log_text(sources: list[tuple[Path, int]]) -> bool:
+    return any(has_text_after(path, offset) for path, offset in sources)
 
 
-def _search_logs(paths: list[Path], pattern: re.Pattern[str]) -> tuple[str, str] | None:
-    for path in paths:
-        try:
-            with path.open("rb") as file:
-                text = file.read(LOG_READ_LIMIT_BYTES).decode("utf-8", "replace")
-        except FileNotFoundError:
+def _search_logs(
+    sources: list[tuple[Path, int]], pattern: re.Pattern[str]
+) -> tuple[str, str] | None:
+    for path, offset in sources:
+        read = read_log(path, offset, LOG_READ_LIMIT_BYTES)
+        if read is None:
             continue
+        text, start_byte = read
         match = pattern.search(text)
         if match is not None:
-            line_no = text.count("\n", 0, match.start()) + 1
+            earlier = lines_before(path, start_byte) if start_byte else 0
+            line_no = earlier + text.count("\n", 0, match.start()) + 1
             start = text.rfind("\n", 0, match.start()) + 1
             end = text.find("\n", match.end())
             line = text[start : end if end >= 0 else len(text)]

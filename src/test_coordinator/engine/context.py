@@ -11,6 +11,7 @@ from test_coordinator.engine.audit_trail import RunAudit
 from test_coordinator.engine.background import BackgroundTasks
 from test_coordinator.engine.conditions import ConditionChecker
 from test_coordinator.engine.journal import Journal, RunClock
+from test_coordinator.engine.log_marks import LogMark
 from test_coordinator.engine.ports import EngineDeps, LoadRunner
 from test_coordinator.engine.recovery_watch import RecoveryTracker
 from test_coordinator.engine.results import StepResult
@@ -44,6 +45,10 @@ class RunContext:
     captured: dict[str, Any] = field(default_factory=dict)
     step_results: list[StepResult] = field(default_factory=list)
     step_starts_ms: dict[str, float] = field(default_factory=dict)
+    log_marks_wanted: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """The services whose log positions to record, by the name of the step they are for."""
+    log_marks: dict[tuple[str, str], LogMark] = field(default_factory=dict)
+    """Where a service's log stood when a step started, by (step name, service)."""
     loads: dict[str, LoadRunner] = field(default_factory=dict)
     current_step: str = "setup"
 

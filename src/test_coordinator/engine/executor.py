@@ -38,9 +38,11 @@ from test_coordinator.engine.errors import InfrastructureError, StepFailed
 from test_coordinator.engine.health_wait import ExitedBeforeHealthy, wait_healthy
 from test_coordinator.engine.identity import coordinator_identity
 from test_coordinator.engine.journal import Journal, Listener, RunClock
+from test_coordinator.engine.log_marks import marks_wanted
 from test_coordinator.engine.ports import EngineDeps, RunGuard
 from test_coordinator.engine.recovery_watch import RecoveryTracker
 from test_coordinator.engine.results import (
+    RESTORED_BY_UNDO,
     CheckResult,
     Outcome,
     RunResult,
@@ -267,6 +269,7 @@ class _Run:
             step_names=step_names(self.planned, self.chosen),
             audit=audit,
             started_epoch_ms=self.started_epoch_ms,
+            log_marks_wanted=marks_wanted(self.model.checks),
         )
 
     def _audit(self) -> RunAudit:
@@ -371,7 +374,9 @@ class _Run:
 
         async def healthy() -> ProbeResult:
             outcome = await probe.check()
-            return ProbeResult(outcome.ok, outcome.value, outcome.detail, outcome.latency_ms)
+            return ProbeResult(
+                outcome.ok, outcome.value, outcome.detail, outcome.latency_ms, outcome.refused
+            )
 
         try:
             _, observed = await wait_healthy(
@@ -380,6 +385,7 @@ class _Run:
                 healthy,
                 timeout_s=service.start_timeout,
                 interval_s=service.health.interval(self.deps.poll_interval_s),
+                max_interval_s=service.health.max_interval(self.deps.poll_interval_s),
             )
         except ExitedBeforeHealthy as exc:
             raise StepFailed(str(exc)) from None
@@ -438,8 +444,16 @@ class _Run:
         self.journal.record("cleanup.finished")
 
     async def _undo(self, ctx: RunContext, action: UndoAction) -> str:
+        def restoring(action: UndoAction) -> None:
+            ctx.recoveries.restored(
+                action.service, action.kind.value, RESTORED_BY_UNDO, self.clock.now_s()
+            )
+
         return await perform(
-            action, ctx.targets, health_verifier(self.deps.probes, self.deps.poll_interval_s)
+            action,
+            ctx.targets,
+            health_verifier(self.deps.probes, self.deps.poll_interval_s),
+            on_restore=restoring,
         )
 
     async def _flush_periodically(self) -> None:

@@ -16,6 +16,13 @@ action completed, so a watcher that loses a race with an ``expect`` step does
 not lose the measurement. The recovery moment is when the first healthy probe
 *completed* (see :mod:`test_coordinator.runtime.polling`). A new fault on the
 service before recovery supersedes the older one, left unrecovered with a note.
+
+A fault that something else restores (a pause, a ``resume``; a stop or a kill,
+a ``start``) also records when that restore was performed: a ``resume`` or
+``start`` step, or the undo at the end of the run (after the checks, so only
+for the reports). The recovery from the restore (to the same first healthy
+probe) is the service's own recovery, without the time the fault was left in
+place; the recovery from the injection is unchanged by it.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ class Watch:
     new_process: bool
     action_done_s: float | None = None
     task: asyncio.Task[None] | None = None
+    superseded: bool = False
 
     @property
     def open(self) -> bool:
@@ -76,24 +84,33 @@ class RecoveryTracker:
         injected_at_s: float,
         *,
         new_process: bool,
+        restore: str = "",
     ) -> Watch:
         """Open a watch for a fault injected at ``injected_at_s`` (a monotonic reading).
 
         With ``new_process`` the watcher starts at once and waits for a new pid;
-        otherwise it starts at :meth:`action_done`.
+        otherwise it starts at :meth:`action_done`. ``restore`` is what restores the
+        fault (``resume``, ``start``; ``""`` for one that restores itself), see
+        :meth:`restored`.
         """
         for watch in self._watches:
             if watch.recovery.service == service and watch.open:
+                watch.superseded = True
                 self._close(watch, f"not recovered before the next fault (step {step_id})")
         injected_ms = self._journal.clock.ms(injected_at_s)
         watch = Watch(
-            Recovery(service, step_id, step_name, fault, injected_ms),
+            Recovery(service, step_id, step_name, fault, injected_ms, restore=restore),
             old_identity=self._targets.identity(service),
             new_process=new_process,
         )
         self._watches.append(watch)
         self._journal.record(
-            "fault.injected", at_ms=injected_ms, service=service, step=step_id, fault=fault
+            "fault.injected",
+            at_ms=injected_ms,
+            service=service,
+            step=step_id,
+            fault=fault,
+            **({"restore": restore} if restore else {}),
         )
         if new_process:
             self._start(watch)
@@ -104,6 +121,35 @@ class RecoveryTracker:
         watch.action_done_s = self._journal.clock.now_s()
         if watch.task is None and watch.open:
             self._start(watch)
+
+    def restored(self, service: str, restore: str, by: str, at_s: float) -> None:
+        """``service`` is being restored (``restore``: ``resume`` or ``start``) at ``at_s``, a
+        monotonic reading taken just before the call, by ``by`` (a step, the undo).
+
+        Noted on the fault of the service that this restores: not superseded by a later
+        fault, not yet healthy again, and not restored before (the first restore counts).
+        """
+        for watch in self._watches:
+            recovery = watch.recovery
+            if (
+                recovery.service != service
+                or not recovery.restore
+                or recovery.restore != restore
+                or watch.superseded
+                or recovery.recovered_at_ms is not None
+                or recovery.restored_at_ms is not None
+            ):
+                continue
+            restored_ms = self._journal.clock.ms(at_s)
+            watch.recovery = replace(recovery, restored_at_ms=restored_ms, restored_by=by)
+            self._journal.record(
+                "fault.restored",
+                at_ms=restored_ms,
+                service=service,
+                step=recovery.step_id,
+                restore=restore,
+                by=by,
+            )
 
     def observed(self, service: str, started_s: float, completed_s: float) -> None:
         """A healthy answer from ``service``, from a probe started at ``started_s``."""
@@ -159,12 +205,18 @@ class RecoveryTracker:
         watch.recovery = replace(watch.recovery, recovered_at_ms=recovered_ms)
         if watch.task is not None and watch.task is not asyncio.current_task():
             watch.task.cancel()
+        from_restore = watch.recovery.recovery_from_restore_ms
         self._journal.record(
             "fault.recovered",
             at_ms=recovered_ms,
             service=watch.recovery.service,
             step=watch.recovery.step_id,
             recovery_ms=watch.recovery.recovery_ms,
+            **(
+                {"recovery_from_restore_ms": from_restore, "restore": watch.recovery.restore}
+                if from_restore is not None
+                else {}
+            ),
         )
 
     def _close(self, watch: Watch, detail: str) -> None:

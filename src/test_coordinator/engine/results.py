@@ -99,9 +99,14 @@ class CheckResult:
     value: Any = None
 
 
+RESTORED_BY_UNDO = "the undo at the end of the run"
+"""``Recovery.restored_by`` of a fault no step restored: the undo did, after the checks."""
+
+
 @dataclass(frozen=True, slots=True)
 class Recovery:
-    """One fault: injected at, first healthy probe after it at (None: never recovered)."""
+    """One fault: injected at, first healthy probe after it at (None: never recovered), and
+    when what restores it (a ``resume`` or ``start``, a step or the undo) was performed."""
 
     service: str
     step_id: str
@@ -110,12 +115,28 @@ class Recovery:
     injected_at_ms: float
     recovered_at_ms: float | None = None
     detail: str = ""
+    restore: str = ""
+    """What restores the fault: ``resume`` (a pause), ``start`` (a stop, a kill), or
+    ``""`` when the fault restores the service itself (a restart)."""
+    restored_at_ms: float | None = None
+    """When the restore was performed (the moment the resume or start call was made)."""
+    restored_by: str = ""
+    """Who restored it: ``step 3 (resume prices)``, or ``the undo at the end of the run``."""
 
     @property
     def recovery_ms(self) -> float | None:
+        """From the injection to the first healthy probe."""
         if self.recovered_at_ms is None:
             return None
         return round(self.recovered_at_ms - self.injected_at_ms, 3)
+
+    @property
+    def recovery_from_restore_ms(self) -> float | None:
+        """From the restore to the first healthy probe: the service's own recovery, without
+        the time the fault was left in place (a pause's length, a stop's)."""
+        if self.recovered_at_ms is None or self.restored_at_ms is None:
+            return None
+        return round(self.recovered_at_ms - self.restored_at_ms, 3)
 
 
 @dataclass(frozen=True, slots=True)

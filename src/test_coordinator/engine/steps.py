@@ -9,6 +9,7 @@ from typing import Any
 
 from test_coordinator.engine.context import RunContext
 from test_coordinator.engine.errors import ConditionViolated, InfrastructureError, StepFailed
+from test_coordinator.engine.log_marks import mark_logs
 from test_coordinator.engine.results import Status, StepResult
 from test_coordinator.engine.tasks import first_error
 from test_coordinator.faults import ACTIONS
@@ -46,6 +47,9 @@ async def run_step(ctx: RunContext, step_id: str, step: StepBase) -> None:
     name = ctx.step_names[step_id]
     timeout_s = effective_timeout(step)
     ctx.current_step = f"step {step_id} ({name})"
+    marked = ctx.log_marks_wanted.get(name)
+    if marked:
+        await mark_logs(ctx, step_id, name, marked)
     started = ctx.clock.ms()
     ctx.step_starts_ms[name] = started
     ctx.journal.record(
@@ -120,10 +124,16 @@ async def _wait(ctx: RunContext, step_id: str, step: WaitStep, targets: tuple[st
 
 async def _expect(ctx: RunContext, step_id: str, step: ExpectStep, targets: tuple[str, ...]) -> Any:
     spec = step.expect
-    interval = spec.every if spec.every is not None else _default_interval(ctx, spec)
+    if spec.every is not None:
+        interval = ceiling = spec.every
+    else:
+        interval, ceiling = _default_pace(ctx, spec)
     try:
         result, _ = await wait_until(
-            lambda: ctx.checker.check(spec), deadline_s=spec.within, interval_s=interval
+            lambda: ctx.checker.check(spec),
+            deadline_s=spec.within,
+            interval_s=interval,
+            max_interval_s=ceiling,
         )
     except DeadlineExceeded as exc:
         last = exc.last.detail if exc.last is not None else "no answer"
@@ -135,14 +145,18 @@ async def _expect(ctx: RunContext, step_id: str, step: ExpectStep, targets: tupl
     return result.value
 
 
-def _default_interval(ctx: RunContext, condition: Condition) -> float:
-    """How often to poll a condition that does not say: as its probes are polled."""
+def _default_pace(ctx: RunContext, condition: Condition) -> tuple[float, float]:
+    """How often to poll a condition that does not say, and how far to back off while
+    its target refuses: as its probes are polled."""
     default = ctx.deps.poll_interval_s
     services = ctx.loaded.model.services
     if condition.healthy is not None:
-        return max(services[name].health.interval(default) for name in condition.healthy)
-    spec = condition.probe
-    return spec.interval(default) if spec is not None else default
+        probes = [services[name].health for name in condition.healthy]
+    elif condition.probe is not None:
+        probes = [condition.probe]
+    else:
+        return default, default
+    return max(p.interval(default) for p in probes), max(p.max_interval(default) for p in probes)
 
 
 async def _probe(ctx: RunContext, step_id: str, step: ProbeStep, targets: tuple[str, ...]) -> Any:
@@ -159,18 +173,52 @@ def _capture(ctx: RunContext, step_id: str, name: str | None, value: Any) -> Non
         ctx.journal.record("variable.captured", step=step_id, name=name, value=value)
 
 
+class Lateness:
+    """How late samples started against their schedule (a starved loop shows here)."""
+
+    KEPT = 100_000
+
+    def __init__(self) -> None:
+        self._late_ms: list[float] = []
+        self.max_ms = 0.0
+
+    def add(self, late_s: float) -> None:
+        late_ms = max(0.0, late_s * 1000.0)
+        self.max_ms = max(self.max_ms, late_ms)
+        if len(self._late_ms) < self.KEPT:
+            self._late_ms.append(late_ms)
+
+    def summary(self) -> dict[str, float]:
+        ordered = sorted(self._late_ms)
+        if not ordered:
+            return {}
+
+        def at(q: float) -> float:
+            return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
+
+        return {"p50": at(0.50), "p99": at(0.99), "max": round(self.max_ms, 3)}
+
+
 async def hold(
-    ctx: RunContext, condition: Condition, every_s: float, window_s: float | None, step_id: str
+    ctx: RunContext,
+    condition: Condition,
+    every_s: float,
+    window_s: float | None,
+    step_id: str,
+    lateness: Lateness | None = None,
 ) -> int:
     """Sample ``condition`` every ``every_s`` for ``window_s`` (None: until cancelled).
 
-    Raises ConditionViolated at the first sample that fails.
+    Raises ConditionViolated at the first sample that fails. ``lateness`` learns how
+    late each sample started against its schedule.
     """
     clock = ctx.clock
     start = clock.now_s()
     next_at = start
     samples = 0
     while window_s is None or next_at - start <= window_s + 1e-9:
+        if lateness is not None:
+            lateness.add(clock.now_s() - next_at)
         result = await ctx.checker.check(condition)
         samples += 1
         if not result.ok:
@@ -194,8 +242,9 @@ async def hold(
 
 
 async def _always(ctx: RunContext, step_id: str, step: AlwaysStep, targets: tuple[str, ...]) -> Any:
-    samples = await hold(ctx, step.always, step.always.every, step.always.window, step_id)
-    return {"samples": samples}
+    lateness = Lateness()
+    samples = await hold(ctx, step.always, step.always.every, step.always.window, step_id, lateness)
+    return {"samples": samples, "late_ms": lateness.summary()}
 
 
 async def _background(

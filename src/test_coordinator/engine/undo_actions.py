@@ -18,7 +18,7 @@ own cleanup and, after a crash, in the guard, ``recover``, the next ``run`` or
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -100,9 +100,17 @@ class HealthCheck(Protocol):
         no longer than it runs); what was seen. Raises UndoFailed otherwise."""
 
 
-async def perform(action: UndoAction, targets: Targets, healthy: HealthCheck) -> str:
+async def perform(
+    action: UndoAction,
+    targets: Targets,
+    healthy: HealthCheck,
+    on_restore: Callable[[UndoAction], None] | None = None,
+) -> str:
     """Restore one target and verify it; what was done. Raises UndoFailed (or the
-    backend's error) when the target is not seen restored."""
+    backend's error) when the target is not seen restored.
+
+    ``on_restore`` hears of the moment just before a paused target is resumed or a
+    stopped one started (the run notes it on the fault's recovery)."""
     service = action.service
     if action.kind is UndoKind.REMOVE:
         return await targets.remove(service)
@@ -110,6 +118,8 @@ async def perform(action: UndoAction, targets: Targets, healthy: HealthCheck) ->
     if action.kind is UndoKind.RESUME:
         if state not in (TargetState.PAUSED, TargetState.RUNNING):
             return f"nothing to resume: {service} is {state.value}"
+        if state is TargetState.PAUSED and on_restore is not None:
+            on_restore(action)
         await targets.resume(service)
         return f"{service} resumed; nothing of it is stopped"
     if state is TargetState.PAUSED:
@@ -118,6 +128,8 @@ async def perform(action: UndoAction, targets: Targets, healthy: HealthCheck) ->
     if state is TargetState.RUNNING:
         seen = await healthy(action, targets)
         return f"{service} still runs; {seen}"
+    if on_restore is not None:
+        on_restore(action)
     identity = await targets.start(service)
     seen = await healthy(action, targets)
     return f"{service} started again ({identity}); {seen}"

@@ -32,3 +32,7 @@ ACTIONS: dict[str, TargetAction] = {
 
 FAULT_KINDS = frozenset(key for key, action in ACTIONS.items() if action.is_fault)
 """The kinds that break something: their undo is recorded first, their recovery measured."""
+
+RESTORING_KINDS = frozenset({resume.ACTION.key, start.ACTION.key})
+"""The kinds that restore what a fault broke (a pause, a stop, a kill): a recovery is also
+measured from the moment they act (``max_from_restore``)."""

@@ -51,14 +51,24 @@ async def inject_fault(
     act: Callable[[], Awaitable[None]],
     new_process: bool,
     measured: bool = True,
+    restores_itself: bool = False,
 ) -> UndoEntry:
     """The order every fault keeps: its undo stored (with the journal), a recovery watch
-    opened at the moment of injection, the audit trail told, then the act itself."""
+    opened at the moment of injection, the audit trail told, then the act itself.
+
+    The recovery is also measured from the ``resume`` or ``start`` (the kind of ``undo``)
+    that restores the fault, unless it ``restores_itself`` (a restart)."""
     entry = await ctx.ledger.register(ctx.undo_action(undo, service))
     name = ctx.step_names[step_id]
     watch = (
         ctx.recoveries.begin(
-            service, step_id, name, fault, ctx.clock.now_s(), new_process=new_process
+            service,
+            step_id,
+            name,
+            fault,
+            ctx.clock.now_s(),
+            new_process=new_process,
+            restore="" if restores_itself else undo.value,
         )
         if measured
         else None
@@ -75,6 +85,13 @@ async def start_service(ctx: RunContext, service: str) -> str:
     if ctx.targets.owns(service) and not ctx.ledger.has_pending(service, UndoKind.REMOVE):
         await ctx.ledger.register(ctx.undo_action(UndoKind.REMOVE, service))
     return await ctx.targets.start(service)
+
+
+def note_restore(ctx: RunContext, service: str, restore: UndoKind, step_id: str) -> None:
+    """A ``resume`` or ``start`` step is about to restore ``service``: the moment its fault's
+    recovery is also measured from."""
+    by = f"step {step_id} ({ctx.step_names[step_id]})"
+    ctx.recoveries.restored(service, restore.value, by, ctx.clock.now_s())
 
 
 def record_started(ctx: RunContext, service: str, identity: str, step: str) -> None:

@@ -53,6 +53,7 @@ async def inject(
             fault="restart",
             act=act,
             new_process=True,
+            restores_itself=True,
         )
         record_started(ctx, service, identities[0], step_id)
         await ctx.ledger.settle_entry(entry, f"restarted by step {step_id}")

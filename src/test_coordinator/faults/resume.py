@@ -1,4 +1,5 @@
-"""resume: continue a paused service. Not a fault: it settles the pending ``resume`` undo."""
+"""resume: continue a paused service. Not a fault: it settles the pending ``resume`` undo, and
+the pause's recovery is also measured from it."""
 
 from __future__ import annotations
 
@@ -24,10 +25,12 @@ def describe(step: ResumeStep, names: str) -> str:
 
 async def inject(ctx: RunContext, step_id: str, step: ResumeStep, targets: tuple[str, ...]) -> None:
     from test_coordinator.engine.undo_actions import UndoKind
-    from test_coordinator.faults.acting import on_each, require_state
+    from test_coordinator.faults.acting import note_restore, on_each, require_state
 
     async def resume(service: str) -> None:
         require_state(ctx, service, ("paused", "running"), "resume")
+        if ctx.targets.state(service) == "paused":
+            note_restore(ctx, service, UndoKind.RESUME, step_id)
         await ctx.targets.resume(service)
         await ctx.ledger.settle(service, UndoKind.RESUME, f"resumed by step {step_id}")
 

@@ -1,7 +1,8 @@
 """start: start the services that are not running (running ones are left as they are).
 
 Not a fault: it reverts a ``stop`` or a terminating ``kill`` itself, which settles
-their undo. The first start of a service the run creates records its removal first.
+their undo, and their recovery is also measured from it. The first start of a service
+the run creates records its removal first.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def describe(step: StartStep, names: str) -> str:
 async def inject(ctx: RunContext, step_id: str, step: StartStep, targets: tuple[str, ...]) -> None:
     from test_coordinator.engine.undo_actions import UndoKind
     from test_coordinator.faults.acting import (
+        note_restore,
         on_each,
         record_started,
         require_state,
@@ -43,6 +45,7 @@ async def inject(ctx: RunContext, step_id: str, step: StartStep, targets: tuple[
             ctx.journal.record("service.already_running", service=service, step=step_id)
             return
         require_state(ctx, service, ("not-started", "exited"), "start")
+        note_restore(ctx, service, UndoKind.START, step_id)
         identity = await start_service(ctx, service)
         record_started(ctx, service, identity, step_id)
         await ctx.ledger.settle(service, UndoKind.START, f"started again by step {step_id}")

@@ -12,6 +12,7 @@ undo appended.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -97,15 +98,23 @@ def aborted_result(run: RunRecord, events: Sequence[JournalEvent]) -> RunResult:
         elif event.kind == "fault.injected":
             key = (str(data.get("service")), str(data.get("step")))
             recoveries[key] = Recovery(
-                key[0], key[1], str(data.get("step")), str(data.get("fault", "")), at
+                key[0],
+                key[1],
+                str(data.get("step")),
+                str(data.get("fault", "")),
+                at,
+                restore=str(data.get("restore") or ""),
             )
+        elif event.kind == "fault.restored":
+            key = (str(data.get("service")), str(data.get("step")))
+            if key in recoveries:
+                recoveries[key] = replace(
+                    recoveries[key], restored_at_ms=at, restored_by=str(data.get("by", ""))
+                )
         elif event.kind == "fault.recovered":
             key = (str(data.get("service")), str(data.get("step")))
             if key in recoveries:
-                old = recoveries[key]
-                recoveries[key] = Recovery(
-                    old.service, old.step_id, old.step_name, old.fault, old.injected_at_ms, at
-                )
+                recoveries[key] = replace(recoveries[key], recovered_at_ms=at)
         elif event.kind == "run.recovered":
             undos = [_undo(u) for u in data.get("undos") or () if isinstance(u, Mapping)]
     reason = str(summary.get("reason") or "the coordinator died before the run ended")
@@ -136,14 +145,10 @@ def aborted_result(run: RunRecord, events: Sequence[JournalEvent]) -> RunResult:
 
 
 def _unrecovered(recovery: Recovery) -> Recovery:
-    return Recovery(
-        recovery.service,
-        recovery.step_id,
-        recovery.step_name,
-        recovery.fault,
-        recovery.injected_at_ms,
-        None,
-        "not seen healthy again before the coordinator died",
+    return replace(
+        recovery,
+        recovered_at_ms=None,
+        detail="not seen healthy again before the coordinator died",
     )
 
 

@@ -21,7 +21,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from test_coordinator.engine.results import RunResult
+from test_coordinator.engine.results import RESTORED_BY_UNDO, RunResult
 from test_coordinator.reporting.html_assets import SCRIPT, STYLE
 from test_coordinator.reporting.html_logs import (
     WINDOW_AFTER_MS,
@@ -145,7 +145,7 @@ def _verdict(view: RunView) -> str:
     passed_steps = sum(1 for s in view.steps if s.status == "passed")
     passed_checks = sum(1 for c in view.checks if c.status == "passed")
     recovered = [
-        f"{f.service} {f.fault} {_ms(f.recovery_ms)}"
+        f"{f.service} {f.fault} {_ms(f.recovery_ms)}{_from_restore(f)}"
         if f.recovery_ms is not None
         else f"{f.service} {f.fault} not recovered"
         for f in view.faults
@@ -170,6 +170,7 @@ def _verdict(view: RunView) -> str:
 _LEGEND = (
     ("fault", "fault injected (click: its logs)"),
     ("window", "recovery window: injection to first healthy probe"),
+    ("restored", "restore: the resume or start that undid the fault"),
     ("outage", "outage a service reported (audit)"),
     ("healthy", "healthy probe"),
     ("unhealthy", "unhealthy probe or broken condition"),
@@ -241,6 +242,22 @@ def _checks(view: RunView) -> str:
     return f'<section id="checks"><h2>Checks</h2>{body}</section>'
 
 
+def _from_restore(fault: FaultView) -> str:
+    """`` (2.1 ms from the resume)``, or nothing for a fault with no restore measured."""
+    took = fault.recovery_from_restore_ms
+    if took is None:
+        return ""
+    return f" ({_ms(took)} from the {fault.restore or 'restore'})"
+
+
+def _restored_cell(fault: FaultView) -> str:
+    if fault.restored_ms is None:
+        return '<td class="num restored-ms"></td>'
+    by = f"{fault.restore or 'restored'} by {fault.restored_by}" if fault.restored_by else ""
+    undo = " (undo)" if fault.restored_by == RESTORED_BY_UNDO else ""
+    return f'<td class="num restored-ms" title="{_e(by)}">{_ms(fault.restored_ms)}{undo}</td>'
+
+
 def _faults(view: RunView) -> str:
     if not view.faults:
         return (
@@ -249,15 +266,18 @@ def _faults(view: RunView) -> str:
         )
     head = (
         "<tr><th>#</th><th>Service</th><th>Fault</th><th>Step</th>"
-        '<th class="num">Injected</th><th class="num">Healthy again</th>'
-        '<th class="num">Recovery</th><th>Detail</th></tr>'
+        '<th class="num">Injected</th><th class="num">Restored</th>'
+        '<th class="num">Healthy again</th>'
+        '<th class="num">Recovery</th><th class="num">From restore</th><th>Detail</th></tr>'
     )
     rows = "".join(
         f'<tr class="row-{"passed" if f.recovery_ms is not None else "failed"}">'
         f'<td><a href="#{f.anchor}">{f.number}</a></td><td>{_e(f.service)}</td>'
         f"<td>{_e(f.fault)}</td><td>{_e(f.step_id)} {_e(f.step_name)}</td>"
-        f'<td class="num">{_ms(f.injected_ms)}</td><td class="num">{_ms(f.recovered_ms)}</td>'
+        f'<td class="num">{_ms(f.injected_ms)}</td>{_restored_cell(f)}'
+        f'<td class="num">{_ms(f.recovered_ms)}</td>'
         f'<td class="num recovery-ms">{_ms(f.recovery_ms) or "not recovered"}</td>'
+        f'<td class="num from-restore-ms">{_ms(f.recovery_from_restore_ms)}</td>'
         f'<td class="detail">{_e(f.detail)}</td></tr>'
         for f in view.faults
     )
@@ -286,7 +306,7 @@ def _excerpt_html(excerpt: Excerpt) -> str:
 def _fault_logs(fault: FaultView, view: RunView, logs: Sequence[ServiceLog]) -> str:
     excerpts = excerpts_for(fault, logs, view.started_epoch_ms)
     recovery = (
-        f"healthy again {_ms(fault.recovery_ms)} later"
+        f"healthy again {_ms(fault.recovery_ms)} later{_from_restore(fault)}"
         if fault.recovery_ms is not None
         else (fault.detail or "not recovered")
     )

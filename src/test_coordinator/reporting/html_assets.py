@@ -71,6 +71,7 @@ table.kv th { background: none; font-weight: 500; color: var(--muted); }
   border-radius: 2px; }
 .swatch.fault { background: var(--fault); }
 .swatch.window { background: var(--window); border: 1px solid var(--fault); }
+.swatch.restored { background: none; border-left: 2px dashed var(--fault); width: 4px; }
 .swatch.outage { background: #fff1c2; border: 1px solid #bf8700; }
 .swatch.healthy { background: var(--healthy); border-radius: 50%; width: 10px; }
 .swatch.unhealthy { background: var(--failed); width: 10px; }
@@ -96,6 +97,7 @@ svg text { font-family: system-ui, -apple-system, "Segoe UI", Roboto, Arial, san
 .outage-window { fill: #fff1c2; stroke: #bf8700; stroke-width: 1; opacity: 0.9; }
 .outage-label { font-size: 11px; font-weight: 600; fill: #7d4e00; }
 .recovered { stroke: var(--healthy); stroke-width: 2; }
+.restored { stroke: var(--fault); stroke-width: 2; stroke-dasharray: 3 2; }
 .fault-mark { fill: var(--fault); }
 .fault-line {
   stroke: var(--fault); stroke-width: 1; stroke-dasharray: 3 3; opacity: 0.55;

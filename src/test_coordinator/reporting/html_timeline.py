@@ -3,7 +3,8 @@
 Time runs left to right in ms from the run's start. On a service's lane: each
 fault (a red triangle at its injection, a dashed line across every lane) and
 its recovery window (a band from the injection to the first healthy probe,
-labelled with its length in ms, or "not recovered"), the outages the services
+labelled with its length in ms, or "not recovered", with a dashed line where a
+resume or start restored it), the outages the services
 reported to the audit correlator (amber bands), the health marks (green
 dots healthy, red crosses unhealthy), and a tick at each start of a process.
 Every mark has a ``<title>`` (the browser's tooltip), and a fault links to its
@@ -189,12 +190,23 @@ def _fault_band(fault: FaultView, scale: _Scale, top: float, height: float) -> l
         if recovery_ms is not None
         else f"{fault.fault} · not recovered"
     )
+    restored = ""
+    if fault.restored_ms is not None:
+        by = f" by {fault.restored_by}" if fault.restored_by else ""
+        restored = f"{fault.restore or 'restored'} at {_ms(fault.restored_ms)}{by}; "
+    from_restore = fault.recovery_from_restore_ms
     title = (
         f"fault {fault.number}: {fault.fault} {fault.service} at {_ms(fault.injected_ms)} "
         f"(step {fault.step_id} {fault.step_name}); "
+        + restored
         + (
             f"healthy again at {_ms(fault.recovered_ms or 0.0)}, "
             f"{_ms(fault.recovery_ms or 0.0)} later"
+            + (
+                f" ({_ms(from_restore)} after the {fault.restore or 'restore'})"
+                if from_restore is not None
+                else ""
+            )
             if recovered
             else (fault.detail or "never healthy again")
         )
@@ -214,6 +226,20 @@ def _fault_band(fault: FaultView, scale: _Scale, top: float, height: float) -> l
         ),
         _el("text", text=label, x=start + 7, y=top + 11, class_="recovery-label"),
     ]
+    if fault.restored_ms is not None and fault.restored_ms <= scale.end_ms:
+        x = scale.x(fault.restored_ms)
+        parts.append(
+            _el(
+                "line",
+                title=title,
+                x1=x,
+                x2=x,
+                y1=top + 12,
+                y2=top + height - 4,
+                class_="restored",
+                data_fault=fault.number,
+            )
+        )
     if fault.recovered_ms is not None:
         x = scale.x(fault.recovered_ms)
         parts.append(

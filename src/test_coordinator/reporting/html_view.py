@@ -59,12 +59,22 @@ class FaultView:
     injected_ms: float
     recovered_ms: float | None
     detail: str
+    restore: str = ""
+    """What restores it (``resume``, ``start``), or ``""``: it restores itself (a restart)."""
+    restored_ms: float | None = None
+    restored_by: str = ""
 
     @property
     def recovery_ms(self) -> float | None:
         if self.recovered_ms is None:
             return None
         return round(self.recovered_ms - self.injected_ms, 3)
+
+    @property
+    def recovery_from_restore_ms(self) -> float | None:
+        if self.recovered_ms is None or self.restored_ms is None:
+            return None
+        return round(self.recovered_ms - self.restored_ms, 3)
 
     @property
     def anchor(self) -> str:
@@ -281,6 +291,9 @@ def _faults(raw: Iterable[Any]) -> tuple[FaultView, ...]:
                 injected_ms=injected,
                 recovered_ms=_number(data.get("recovered_at_ms")),
                 detail=_text(data.get("detail")),
+                restore=_text(data.get("restore")),
+                restored_ms=_number(data.get("restored_at_ms")),
+                restored_by=_text(data.get("restored_by")),
             )
         )
     return tuple(faults)

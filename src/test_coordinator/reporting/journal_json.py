@@ -36,7 +36,14 @@ def journal_document(result: RunResult) -> dict[str, Any]:
         "steady_state": [_plain(r) for r in result.steady_state],
         "steps": [_plain(r) for r in result.steps],
         "checks": [_plain(r) for r in result.checks],
-        "recoveries": [{**_plain(r), "recovery_ms": r.recovery_ms} for r in result.recoveries],
+        "recoveries": [
+            {
+                **_plain(r),
+                "recovery_ms": r.recovery_ms,
+                "recovery_from_restore_ms": r.recovery_from_restore_ms,
+            }
+            for r in result.recoveries
+        ],
         "undos": [_plain(u) for u in result.undos],
         "events": [
             {

@@ -14,7 +14,13 @@ from rich.markup import escape
 from rich.status import Status as Spinner
 from rich.table import Table
 
-from test_coordinator.engine.results import Outcome, RunResult, Status
+from test_coordinator.engine.results import (
+    RESTORED_BY_UNDO,
+    Outcome,
+    Recovery,
+    RunResult,
+    Status,
+)
 from test_coordinator.ports.storage import JournalEvent
 
 _STYLE = {
@@ -100,7 +106,13 @@ class Progress:
             return f"step {data['step']} targets {', '.join(data['chosen'])} (seed {data['seed']})"
         if kind == "fault.recovered":
             service, millis = escape(data["service"]), data["recovery_ms"]
-            return f"{service} healthy again {millis:.1f} ms after the fault"
+            from_restore = data.get("recovery_from_restore_ms")
+            after_restore = (
+                f" ({from_restore:.1f} ms after the {escape(str(data.get('restore', 'restore')))})"
+                if isinstance(from_restore, int | float)
+                else ""
+            )
+            return f"{service} healthy again {millis:.1f} ms after the fault{after_restore}"
         if kind == "condition.violated":
             return _styled("failed", f"condition broke (step {data['step']}): {data['detail']}")
         if kind == "check.finished":
@@ -152,20 +164,29 @@ def recovery_table(result: RunResult) -> Table | None:
     if not result.recoveries:
         return None
     table = Table(title="Recoveries", title_justify="left")
-    for column in ("Service", "Fault", "Step", "Injected", "Healthy", "Recovery"):
-        table.add_column(
-            column, justify="right" if column in ("Injected", "Healthy", "Recovery") else "left"
-        )
+    numbers = ("Injected", "Restored", "Healthy", "Recovery", "From restore")
+    for column in ("Service", "Fault", "Step", *numbers):
+        table.add_column(column, justify="right" if column in numbers else "left")
     for r in result.recoveries:
         table.add_row(
             escape(r.service),
             escape(r.fault),
             escape(f"{r.step_id} {r.step_name}"),
             f"{r.injected_at_ms:.1f} ms",
+            _restored(r),
             "-" if r.recovered_at_ms is None else f"{r.recovered_at_ms:.1f} ms",
             escape(r.detail) if r.recovery_ms is None else f"{r.recovery_ms:.1f} ms",
+            "-" if r.recovery_from_restore_ms is None else f"{r.recovery_from_restore_ms:.1f} ms",
         )
     return table
+
+
+def _restored(recovery: Recovery) -> str:
+    """When the fault's resume or start was performed ("-": never, or it restores itself)."""
+    if recovery.restored_at_ms is None:
+        return "-"
+    by_undo = " (undo)" if recovery.restored_by == RESTORED_BY_UNDO else ""
+    return f"{recovery.restored_at_ms:.1f} ms{by_undo}"
 
 
 def print_summary(console: Console, result: RunResult, report_paths: list[Any]) -> None:

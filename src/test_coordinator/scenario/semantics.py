@@ -20,6 +20,7 @@ from test_coordinator.scenario.problems import ScenarioProblem
 from test_coordinator.scenario.source import Path, SourceTree
 from test_coordinator.scenario.steps import (
     FAULT_KINDS,
+    RESTORING_KINDS,
     TARGETED_KINDS,
     AlwaysStep,
     BackgroundStep,
@@ -203,23 +204,42 @@ class _Checker:
             if isinstance(step, BackgroundStep) and step.background.load is not None
         ]
         faults: dict[str, list[str | None]] = {}
+        restored: set[str] = set()
         for _, step in walk_steps(self.scenario.steps):
             targets = targets_of(step)
-            if step_kind(step) in FAULT_KINDS and targets is not None:
+            if targets is None:
+                continue
+            if step_kind(step) in FAULT_KINDS:
                 for name in targets.services:
                     faults.setdefault(name, []).append(step.name)
+            elif step_kind(step) in RESTORING_KINDS:
+                restored.update(targets.services)
         for index, check in enumerate(self.scenario.checks):
             path: Path = ("checks", index, check_kind(check))
             if isinstance(check, RecoveryTimeCheck):
-                self._recovery_check(path, check, faults)
+                self._recovery_check(path, check, faults, restored)
             elif isinstance(check, MetricCheck) and check.metric.service is not None:
                 self._metrics_service((*path, "service"), check.metric.service)
             elif isinstance(check, AuditCheck):
                 self._audit_check(path, check)
             elif isinstance(check, LogCheck):
                 self._service((*path, "service"), check.log.service)
+                if check.log.after is not None:
+                    self._named_step((*path, "after"), check.log.after)
             elif isinstance(check, LoadCheck):
                 self._load_check(path, check, loads)
+
+    def _named_step(self, path: Path, name: str) -> None:
+        """``name`` must be the ``name`` of a step (a window's ``around``, a log's ``after``)."""
+        if name in self.step_names:
+            return
+        close = difflib.get_close_matches(name, list(self.step_names), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ";"
+        self.report(
+            path,
+            f"no step is named '{name}'{hint} allowed: "
+            + (", ".join(self.step_names) or "name the step first"),
+        )
 
     def _metrics_service(self, path: Path, name: str) -> None:
         self._service(path, name)
@@ -249,7 +269,11 @@ class _Checker:
             self._metrics_service((*path, "orders_reported", "service"), reported.service)
 
     def _recovery_check(
-        self, path: Path, check: RecoveryTimeCheck, faults: dict[str, list[str | None]]
+        self,
+        path: Path,
+        check: RecoveryTimeCheck,
+        faults: dict[str, list[str | None]],
+        restored: set[str],
     ) -> None:
         spec = check.recovery_time
         if spec.service is not None:
@@ -274,6 +298,41 @@ class _Checker:
                 f"no fault step is named '{spec.step}'; allowed: "
                 + (", ".join(named) or "name the fault step first"),
             )
+        elif spec.max_from_restore is not None:
+            self._restore_bound((*path, "max_from_restore"), spec.service, spec.step, restored)
+
+    def _restore_bound(
+        self, path: Path, service: str | None, step: str | None, restored: set[str]
+    ) -> None:
+        """A ``max_from_restore`` needs a fault that a later ``resume`` or ``start`` restores."""
+        named = self.step_names.get(step) if step is not None else None
+        if named is not None and step_kind(named) == "restart":
+            self.report(
+                path,
+                f"step '{step}' is a restart, which restores the service itself: there is no "
+                "restore to measure from; allowed: a pause, stop or kill that a resume or "
+                "start step restores",
+            )
+            return
+        if service is not None:
+            subjects = {service}
+        else:
+            targets = targets_of(named) if named is not None else None
+            subjects = set(targets.services if targets is not None else self.scenario.services)
+        if not subjects & restored:
+            if service is not None:
+                what = f"'{service}'"
+            elif named is not None:
+                what = " or ".join(f"'{name}'" for name in sorted(subjects))
+                what += f" (the target of step '{step}')"
+            else:
+                what = "any service"
+            self.report(
+                path,
+                f"no step resumes or starts {what}, so no fault has a restore to measure from "
+                "(the undo at the end comes after the checks); allowed: a resume or start "
+                "step after the fault",
+            )
 
     def _load_check(self, path: Path, check: LoadCheck, loads: list[str | None]) -> None:
         spec = check.load
@@ -288,14 +347,8 @@ class _Checker:
                 f"no background load step is named '{spec.generator}'; allowed: "
                 + (", ".join(named) or "name the load step"),
             )
-        if spec.window is not None and spec.window.around not in self.step_names:
-            close = difflib.get_close_matches(spec.window.around, list(self.step_names), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ";"
-            self.report(
-                (*path, "window", "around"),
-                f"no step is named '{spec.window.around}'{hint} allowed: "
-                + (", ".join(self.step_names) or "name the step first"),
-            )
+        if spec.window is not None:
+            self._named_step((*path, "window", "around"), spec.window.around)
 
 
 def _dependency_cycle(graph: dict[str, tuple[str, ...]]) -> list[str]:

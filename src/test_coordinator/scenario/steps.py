@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Union
 
 from pydantic import Discriminator, Field, Tag, model_validator
 
-from test_coordinator.faults import ACTIONS, FAULT_KINDS
+from test_coordinator.faults import ACTIONS, FAULT_KINDS, RESTORING_KINDS
 from test_coordinator.scenario.probes import Condition
 from test_coordinator.scenario.step_base import StepBase
 from test_coordinator.scenario.types import (
@@ -215,4 +215,12 @@ def effective_timeout(step: StepBase) -> float:
     return step.timeout if step.timeout is not None else default_timeout(step)
 
 
-__all__ = ["FAULT_KINDS", "STEP_KINDS", "STEP_TYPES", "TARGETED_KINDS", "Step", "StepBase"]
+__all__ = [
+    "FAULT_KINDS",
+    "RESTORING_KINDS",
+    "STEP_KINDS",
+    "STEP_TYPES",
+    "TARGETED_KINDS",
+    "Step",
+    "StepBase",
+]
