@@ -178,12 +178,20 @@ def correlate(audit: SampleProcess, **params: object) -> dict[str, Any]:
     return correlation
 
 
+def acknowledged_and_failed(orders: dict[str, Any]) -> tuple[int, int]:
+    """The orders acknowledged and given up, by the window's end (the cut-off) or since."""
+    return (
+        orders["acknowledged"] + orders["acknowledged_after"],
+        orders["failed"] + orders["failed_after"],
+    )
+
+
 def settled_orders(audit: SampleProcess, from_ms: int, to_ms: int) -> dict[str, Any]:
     """The order accounting for a window once every order sent in it has an outcome."""
     deadline = time.monotonic() + 15.0
     while True:
         orders: dict[str, Any] = correlate(audit, from_=from_ms, to=to_ms, in_flight_ms=0)["orders"]
-        if orders["sent"] > 0 and orders["acknowledged"] + orders["failed"] == orders["sent"]:
+        if orders["sent"] > 0 and sum(acknowledged_and_failed(orders)) == orders["sent"]:
             return orders
         if time.monotonic() > deadline:
             raise AssertionError(f"orders sent in the window still unanswered: {orders}")
@@ -201,11 +209,48 @@ def test_orders_flow_from_the_engine_to_the_exchange(ecosystem: Ecosystem) -> No
     assert engine.metric("orders_acknowledged_total") >= 20
     assert 0.0 == engine.metric("orders_failed_total")
     orders = settled_orders(audit, since, now_ms())
-    assert (0, orders["sent"]) == (orders["lost"], orders["acknowledged"])
+    assert (0, (orders["sent"], 0)) == (orders["lost"], acknowledged_and_failed(orders))
+    assert orders["sent"] == orders["acknowledged"] + orders["in_flight"] + orders["unanswered"]
     starts = correlate(audit, from_=0)["service_starts"]
     assert {"book_reset": True, "orders_in_book": 0} in [
         s["data"] for s in starts if s["service"] == EXCHANGE
     ]
+
+
+def test_after_a_halt_the_counters_and_the_audit_trail_tell_one_set_of_numbers(
+    ecosystem: Ecosystem,
+) -> None:
+    """The close of trading: no new order, the pending ones answered; from then on the
+    engine's counters, its stats and the trail at a later cut-off are the same numbers."""
+    audit, exchange, engine = ecosystem.start_all()
+    wait_for(lambda: engine.metric("orders_acknowledged_total") >= 10, deadline_s=10.0)
+
+    halted = httpx.post(engine.url + "/api/v1/orders/halt", timeout=2.0).json()
+    wait_for(lambda: engine.get("/api/v1/orders/stats")["pending"] == 0, deadline_s=5.0)
+    stats = engine.get("/api/v1/orders/stats")
+    counted = {
+        what: engine.metric(f"orders_{what}_total") for what in ("sent", "acknowledged", "failed")
+    }
+    cut_off = now_ms()
+
+    def trail() -> dict[str, Any]:
+        orders: dict[str, Any] = correlate(audit, to=cut_off)["orders"]
+        return orders
+
+    wait_for(lambda: trail()["received"] == counted["acknowledged"], deadline_s=5.0)
+    orders = trail()
+    assert halted["halted"] and stats["halted"]
+    assert halted["sent"] <= stats["sent"] <= halted["sent"] + halted["pending"]
+    assert (stats["sent"], stats["acknowledged"], stats["failed"]) == tuple(counted.values())
+    [share] = orders["senders"]
+    assert (ENGINE, *counted.values()) == (
+        share["source"], share["sent"], share["acknowledged"], share["failed"]
+    )  # fmt: skip
+    assert (counted["sent"], counted["acknowledged"], 0, 0) == (
+        orders["sent"], orders["acknowledged"], orders["in_flight"], orders["unanswered"]
+    )  # fmt: skip
+    assert counted["acknowledged"] == exchange.metric("orders_received_total")
+    assert [] == orders["differences"]
 
 
 def test_a_stopped_exchange_degrades_the_engine_which_recovers_without_losing_orders(
@@ -225,7 +270,7 @@ def test_a_stopped_exchange_degrades_the_engine_which_recovers_without_losing_or
     until = now_ms()
 
     orders = settled_orders(audit, since, until)
-    assert (0, 0) == (orders["lost"], orders["failed"])
+    assert (0, 0) == (orders["lost"], acknowledged_and_failed(orders)[1])
     [outage] = [o for o in correlate(audit, from_=since)["outages"] if o["service"] == ENGINE]
     assert ("exchange", True) == (outage["dependency"], outage["ended_at_ms"] is not None)
     assert 0 < outage["duration_ms"] < until - since
@@ -247,9 +292,10 @@ def test_without_retry_the_orders_sent_while_the_exchange_is_away_are_lost(
     wait_for(lambda: engine.health()["status"] == "healthy", deadline_s=5.0, what="healthy")
 
     orders = settled_orders(audit, since, now_ms())
-    assert orders["failed"] >= 3
+    failed = acknowledged_and_failed(orders)[1]
+    assert failed >= 3
     # A failed order is lost unless the exchange got it before the answer was cut off.
-    assert 1 <= orders["lost"] <= orders["failed"]
+    assert 1 <= orders["lost"] <= failed
     assert len(orders["lost_order_ids"]) == min(orders["lost"], 50)
 
 
@@ -268,7 +314,7 @@ def test_a_frozen_exchange_is_a_timeout_and_the_engine_recovers_after_it_resumes
     wait_for(lambda: engine.health()["status"] == "healthy", deadline_s=5.0, what="healthy")
 
     orders = settled_orders(audit, since, now_ms())
-    assert (0, 0) == (orders["lost"], orders["failed"])
+    assert (0, 0) == (orders["lost"], acknowledged_and_failed(orders)[1])
 
 
 async def test_the_coordinators_faults_are_correlated_with_the_engines_outage(

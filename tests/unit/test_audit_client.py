@@ -13,6 +13,7 @@ from test_coordinator.adapters.audit.wire import (
     parse_instant_ms,
 )
 from test_coordinator.ports.audit import (
+    RECEIVED_NOT_SENT,
     AuditEvent,
     AuditQueryFailed,
     AuditUnavailable,
@@ -21,7 +22,9 @@ from test_coordinator.ports.audit import (
     FaultObservation,
     FaultRecord,
     OrderAccounting,
+    OrderDifference,
     Outage,
+    SenderOrders,
     ServiceStart,
 )
 
@@ -50,7 +53,10 @@ CORRELATION = Correlation(
     outages=(OUTAGE, Outage("risk", "exchange", T0 + 8000, None)),
     service_starts=(ServiceStart("exchange-OKX", T0 + 300, {"book_reset": True}),),
     orders=OrderAccounting(sent=10, acknowledged=8, received=9, failed=1, in_flight=1,
-                           lost=1, lost_order_ids=("o-3",)),
+                           lost=1, lost_order_ids=("o-3",), cut_off_ms=T0 + 9000,
+                           received_unacknowledged=1, acknowledged_after=1,
+                           differences=(OrderDifference(RECEIVED_NOT_SENT, 1, ("x-1",)),),
+                           senders=(SenderOrders("trading-system-engine", T0, 10, 8, 1),)),
 )  # fmt: skip
 
 
@@ -69,6 +75,19 @@ def client_answering(response: httpx.Response | Exception) -> tuple[AuditClient,
 
 def test_a_correlation_survives_the_trip_through_json() -> None:
     assert CORRELATION == correlation_from_json(correlation_to_json(CORRELATION))
+
+
+def test_an_answer_without_the_cut_off_accounting_still_reads() -> None:
+    """A correlator from before the cut-off: the fields it lacks read as nothing."""
+    body = correlation_to_json(CORRELATION)
+    keep = ("sent", "acknowledged", "received", "failed", "in_flight", "lost", "lost_order_ids")
+    body["orders"] = {k: body["orders"][k] for k in keep}
+
+    orders = correlation_from_json(body).orders
+
+    assert (10, 8, None, (), ()) == (
+        orders.sent, orders.acknowledged, orders.cut_off_ms, orders.differences, orders.senders
+    )  # fmt: skip
 
 
 def test_the_json_spells_out_durations_for_readers_without_our_types() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import textwrap
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -16,8 +17,10 @@ from test_coordinator.adapters.audit import RecordingAuditSink
 from test_coordinator.engine.audit_check import Evidence, evaluate
 from test_coordinator.engine.audit_trail import ReportedFault
 from test_coordinator.engine.executor import RunOptions, run_scenario
+from test_coordinator.engine.ports import MetricReader
 from test_coordinator.engine.results import Outcome, RunResult, Status
 from test_coordinator.ports.audit import (
+    ACKNOWLEDGED_NOT_RECEIVED,
     COORDINATOR_SOURCE,
     FAULT_INJECTED,
     FAULT_UNDONE,
@@ -28,7 +31,9 @@ from test_coordinator.ports.audit import (
     FaultObservation,
     FaultRecord,
     OrderAccounting,
+    OrderDifference,
     Outage,
+    SenderOrders,
     fault_injected,
 )
 from test_coordinator.scenario.checks import AuditCheckSpec
@@ -124,6 +129,7 @@ async def audited_run(
     link: FakeAuditLink | None = None,
     *,
     metrics: Mapping[str, float] | None = None,
+    read_metric: MetricReader | None = None,
 ) -> tuple[RunResult, FakeAuditLink, list[tuple[str, Path]]]:
     h = harness(metrics=metrics)
     link = link or FakeAuditLink()
@@ -133,7 +139,12 @@ async def audited_run(
         made.append((url, run_dir))
         return link
 
-    deps = dataclasses.replace(h.deps, audit_link=factory, wall_clock_ms=lambda: WALL_MS)
+    deps = dataclasses.replace(
+        h.deps,
+        audit_link=factory,
+        wall_clock_ms=lambda: WALL_MS,
+        read_metric=read_metric or h.deps.read_metric,
+    )
     loaded = scenario(AUDIT + textwrap.dedent(body), services=METRICS_SERVICES)
     result = await run_scenario(loaded, deps, RunOptions("run-1", 1, tmp_path))
     return result, link, made
@@ -292,9 +303,10 @@ async def test_unobserved_faults_and_lost_orders_fail_with_the_reason(tmp_path: 
 
 
 async def test_the_check_asks_again_until_orders_in_flight_settle(tmp_path: Path) -> None:
+    """Two orders in flight at the cut-off, no word of them yet; then both acknowledged."""
     answers = [
-        OrderAccounting(sent=10, acknowledged=8, in_flight=2),
-        OrderAccounting(sent=10, acknowledged=10),
+        OrderAccounting(sent=10, acknowledged=8, in_flight=2, received=8, pending=2),
+        OrderAccounting(sent=10, acknowledged=8, in_flight=2, received=8, acknowledged_after=2),
     ]
 
     def answer(link: FakeAuditLink) -> Correlation:
@@ -313,9 +325,10 @@ async def test_the_check_asks_again_until_orders_in_flight_settle(tmp_path: Path
     )
 
     [check] = result.checks
-    assert Status.PASSED == check.status
+    assert Status.PASSED == check.status, check.detail
     assert 2 == len(link.questions)
-    assert "still in flight" not in check.detail
+    assert "since, of the 2 without an outcome at it: 2 acknowledged, 0 given up" in check.detail
+    assert "still" not in check.detail
 
 
 async def test_an_unanswering_correlator_fails_the_check_after_settle(tmp_path: Path) -> None:
@@ -334,7 +347,62 @@ async def test_an_unanswering_correlator_fails_the_check_after_settle(tmp_path: 
     assert "refused" in check.detail
 
 
-async def test_orders_reported_compares_the_services_count_with_the_trail(
+ENGINE_COUNTERS = {
+    "orders_sent_total": 10.0,
+    "orders_acknowledged_total": 9.0,
+    "orders_failed_total": 1.0,
+}
+
+
+def trail_of_api(
+    sent: int = 10,
+    acknowledged: int = 9,
+    failed: int = 1,
+    *,
+    events: list[AuditEvent] | None = None,
+) -> Correlation:
+    orders = OrderAccounting(
+        sent=sent,
+        acknowledged=acknowledged,
+        failed=failed,
+        received=acknowledged,
+        lost=failed,
+        lost_order_ids=("api-1-7",)[:failed],
+        senders=(SenderOrders("api", WALL_MS - 50, sent, acknowledged, failed),),
+    )
+    return correlation_of(events or [], orders=orders)
+
+
+async def test_orders_reported_compares_the_counters_at_the_cut_off_with_the_trail(
+    tmp_path: Path,
+) -> None:
+    result, link, _ = await audited_run(
+        """
+        steps:
+          - restart: api
+        checks:
+          - audit: {orders_reported: {service: api}, settle: 0ms}
+        """,
+        tmp_path,
+        FakeAuditLink(lambda link: trail_of_api()),
+        metrics=ENGINE_COUNTERS,
+    )
+
+    [check] = result.checks
+    assert Status.PASSED == check.status, check.detail
+    assert (
+        "api counted at the cut-off: orders_sent_total 10, orders_acknowledged_total 9, "
+        "orders_failed_total 1; the audit trail holds 10 sent, 9 acknowledged, 1 given up by api"
+    ) in check.detail
+    cut_off = check.value["cut_off"]
+    assert (WALL_MS, True) == (cut_off["at_ms_epoch"], cut_off["counters_still"])
+    assert {"metric": "orders_acknowledged_total", "value": 9.0} == (
+        cut_off["counters"][0]["acknowledged"]
+    )
+    assert [("run-1", WALL_MS, WALL_MS)] == link.questions  # the trail up to the cut-off
+
+
+async def test_counters_that_differ_from_the_trail_fail_and_say_by_how_much(
     tmp_path: Path,
 ) -> None:
     result, _, _ = await audited_run(
@@ -345,14 +413,150 @@ async def test_orders_reported_compares_the_services_count_with_the_trail(
           - audit: {orders_reported: {service: api, metric: orders_sent_total}, settle: 0ms}
         """,
         tmp_path,
-        metrics={"orders_sent_total": 12.0},
+        FakeAuditLink(lambda link: trail_of_api()),
+        metrics={**ENGINE_COUNTERS, "orders_sent_total": 12.0},
     )
 
     [check] = result.checks
     assert Status.FAILED == check.status
-    assert "holds 10 orders sent, but api (orders_sent_total) counted 12: 2 order events lost" in (
+    assert (
+        "orders_sent_total is 12 at the cut-off, but the audit trail holds 10 orders sent by "
+        "api: 2 of its order events are missing from the trail"
+    ) in check.detail
+
+
+async def test_every_audit_check_of_a_run_shares_one_cut_off_and_its_counters(
+    tmp_path: Path,
+) -> None:
+    """Orders go on after the cut-off: a later check still judges the counters read at it."""
+    reads: list[str] = []
+
+    async def read_metric(url: str, name: str, labels: Mapping[str, str]) -> float | None:
+        reads.append(name)
+        return ENGINE_COUNTERS[name] + (100.0 if len(reads) > 6 else 0.0)
+
+    result, link, _ = await audited_run(
+        """
+        steps:
+          - restart: api
+        checks:
+          - audit: {faults_observed: true, settle: 0ms}
+          - audit: {orders_lost: {max: 1}, orders_reported: {service: api}, settle: 0ms}
+        """,
+        tmp_path,
+        FakeAuditLink(lambda link: trail_of_api()),
+        read_metric=read_metric,
+    )
+
+    first, second = result.checks
+    assert Status.PASSED == second.status, second.detail
+    assert 6 == len(reads)  # one pair of reads of three counters, at the first audit check
+    assert first.value["cut_off"] == second.value["cut_off"]
+    assert 1 == len({to_ms for _, _, to_ms in link.questions})
+    [taken] = events_of(result, "audit.cut_off")
+    assert WALL_MS == taken["at_ms_epoch"]
+
+
+async def test_a_check_without_order_criteria_still_waits_for_the_orders_to_catch_up(
+    tmp_path: Path,
+) -> None:
+    """Events on their way: the first answer lags behind the counters read at the cut-off;
+    the check asks again, so that its data shows the same numbers as the order checks."""
+    answers = [(8, 7), (10, 9)]
+
+    def answer(link: FakeAuditLink) -> Correlation:
+        sent, acknowledged = answers.pop(0) if len(answers) > 1 else answers[0]
+        return trail_of_api(sent, acknowledged, events=link.recording.events)
+
+    result, link, _ = await audited_run(
+        """
+        steps:
+          - restart: api
+        checks:
+          - audit: {coordinator_events: all, settle: 5s, every: 1ms}
+          - audit: {orders_reported: {service: api}, settle: 0ms}
+        """,
+        tmp_path,
+        FakeAuditLink(answer),
+        metrics=ENGINE_COUNTERS,
+    )
+
+    first, second = result.checks
+    assert (Status.PASSED, Status.PASSED) == (first.status, second.status), second.detail
+    assert 3 == len(link.questions)  # twice for the first check, once for the second
+    assert 10 == first.value["correlation"]["orders"]["sent"]
+    assert first.value["correlation"]["orders"] == second.value["correlation"]["orders"]
+
+
+async def test_counters_that_never_stand_still_cannot_be_compared(tmp_path: Path) -> None:
+    count = itertools.count()
+
+    async def read_metric(url: str, name: str, labels: Mapping[str, str]) -> float | None:
+        return float(next(count))
+
+    result, _, _ = await audited_run(
+        """
+        steps:
+          - restart: api
+        checks:
+          - audit: {orders_reported: {service: api}, settle: 0ms}
+        """,
+        tmp_path,
+        FakeAuditLink(lambda link: trail_of_api()),
+        read_metric=read_metric,
+    )
+
+    [check] = result.checks
+    assert Status.FAILED == check.status
+    assert "api's counters changed between every two reads around the cut-off (25 tries)" in (
         check.detail
     )
+    assert check.value["cut_off"]["counters_still"] is False
+
+
+async def test_orders_that_do_not_reconcile_fail_and_are_named(tmp_path: Path) -> None:
+    unreceived = OrderDifference(ACKNOWLEDGED_NOT_RECEIVED, 1, ("api-1-3",))
+    orders = OrderAccounting(sent=10, acknowledged=10, received=9, differences=(unreceived,))
+    result, _, _ = await audited_run(
+        """
+        steps:
+          - restart: api
+        checks:
+          - audit: {orders_lost: {max: 0}, settle: 0ms}
+        """,
+        tmp_path,
+        FakeAuditLink(lambda link: correlation_of(link.recording.events, orders=orders)),
+    )
+
+    [check] = result.checks
+    assert Status.FAILED == check.status
+    assert check.detail.startswith("the orders do not reconcile: at the cut-off")
+    assert (
+        "1 order acknowledged but never reported received by the exchange: api-1-3" in check.detail
+    )
+
+
+async def test_orders_in_flight_at_the_cut_off_without_an_outcome_count_as_lost(
+    tmp_path: Path,
+) -> None:
+    orders = OrderAccounting(
+        sent=10, acknowledged=9, in_flight=1, received=9, pending=1, pending_order_ids=("o-10",)
+    )
+    result, link, _ = await audited_run(
+        """
+        steps:
+          - restart: api
+        checks:
+          - audit: {orders_lost: {max: 0}, settle: 20ms, every: 1ms}
+        """,
+        tmp_path,
+        FakeAuditLink(lambda link: correlation_of(link.recording.events, orders=orders)),
+    )
+
+    [check] = result.checks
+    assert Status.FAILED == check.status
+    assert "in flight at the cut-off and not answered since: o-10" in check.detail
+    assert len(link.questions) > 1  # it waited for an answer before it judged
 
 
 def spec(**criteria: Any) -> AuditCheckSpec:

@@ -1,6 +1,14 @@
 """The audit correlator's reasoning: events in; outages, observed faults and orders out."""
 
-from test_coordinator.ports.audit import AuditEvent, fault_injected, fault_undone
+from test_coordinator.ports.audit import (
+    ACKNOWLEDGED_AND_FAILED,
+    ACKNOWLEDGED_NOT_RECEIVED,
+    RECEIVED_NOT_SENT,
+    AuditEvent,
+    SenderOrders,
+    fault_injected,
+    fault_undone,
+)
 from test_coordinator.sample.correlation import correlate, outages_from
 
 T0 = 1_700_000_000_000
@@ -194,26 +202,37 @@ class TestFaults:
 
 
 class TestOrders:
-    def test_acknowledged_failed_in_flight_and_lost(self) -> None:
+    """Orders sent in the window, counted at its end (the cut-off), and their fate since."""
+
+    def test_each_order_is_in_one_state_at_the_cut_off(self) -> None:
         events = [
             ev("order.sent", 100, order_id="a"),
+            ev("order.received", 105, "exchange-OKX", order_id="a"),
             ev("order.acknowledged", 110, order_id="a"),
             ev("order.sent", 200, order_id="b"),
             ev("order.failed", 500, order_id="b"),
-            ev("order.sent", 300, order_id="c"),  # never heard of again
-            ev("order.sent", 9500, order_id="d"),  # just sent: in flight
+            ev("order.sent", 300, order_id="c"),  # never heard of again: unanswered
+            ev("order.sent", 9500, order_id="d"),  # just sent: in flight, no word since
+            ev("order.sent", 9000, order_id="e"),  # in flight at the cut-off...
+            ev("order.acknowledged", 10_300, order_id="e"),  # ... acknowledged after it
+            ev("order.sent", 10_200, order_id="f"),  # after the cut-off: not counted
         ]
 
         orders = correlate(events, from_ms=T0, to_ms=T0 + 10_000, in_flight_ms=2000).orders
 
-        assert (4, 1, 1, 1, 2) == (
-            orders.sent,
-            orders.acknowledged,
-            orders.failed,
-            orders.in_flight,
-            orders.lost,
+        assert T0 + 10_000 == orders.cut_off_ms
+        assert (5, 1, 1, 2, 1) == (
+            orders.sent, orders.acknowledged, orders.failed, orders.in_flight, orders.unanswered
+        )  # fmt: skip
+        assert orders.sent == (
+            orders.acknowledged + orders.failed + orders.in_flight + orders.unanswered
         )
-        assert ("b", "c") == orders.lost_order_ids
+        assert (1, 0, 1, ("d",)) == (
+            orders.acknowledged_after, orders.failed_after, orders.pending, orders.pending_order_ids
+        )  # fmt: skip
+        assert (2, ("b", "c")) == (orders.lost, orders.lost_order_ids)
+        assert (1, 0) == (orders.received, orders.received_unacknowledged)
+        assert () == orders.differences
 
     def test_an_order_the_exchange_received_is_not_lost(self) -> None:
         """A killed engine takes its unsent acknowledgements along; the exchange's word counts."""
@@ -227,18 +246,41 @@ class TestOrders:
 
         orders = correlate(events, from_ms=T0, to_ms=T0 + 10_000, in_flight_ms=0).orders
 
-        assert (2, 0, 2, 1, 0, 0) == (
-            orders.sent, orders.acknowledged, orders.received, orders.failed,
-            orders.in_flight, orders.lost,
+        assert (2, 0, 2, 2, 1, 1, 0) == (
+            orders.sent, orders.acknowledged, orders.received, orders.received_unacknowledged,
+            orders.failed, orders.unanswered, orders.lost,
         )  # fmt: skip
 
-    def test_an_acknowledgement_after_the_window_still_counts(self) -> None:
-        """What became of an order sent in the window is its fate, whenever it was learnt."""
+    def test_received_counts_what_the_exchange_reported_by_the_cut_off(self) -> None:
+        events = [
+            ev("order.sent", 100, order_id="a"),
+            ev("order.received", 102, "exchange-OKX", order_id="a"),
+            ev("order.acknowledged", 104, order_id="a"),
+            ev("order.sent", 990, order_id="b"),
+            ev("order.received", 999, "exchange-OKX", order_id="b"),
+            ev("order.acknowledged", 1003, order_id="b"),
+            ev("order.sent", 995, order_id="c"),
+            ev("order.received", 1001, "exchange-OKX", order_id="c"),
+        ]
+
+        orders = correlate(events, from_ms=T0, to_ms=T0 + 1000, in_flight_ms=500).orders
+
+        assert (3, 1, 2, 2, 1) == (
+            orders.sent, orders.acknowledged, orders.in_flight, orders.received,
+            orders.received_unacknowledged,
+        )  # fmt: skip
+        assert (1, 0, 0) == (orders.acknowledged_after, orders.pending, orders.lost)
+
+    def test_an_acknowledgement_after_the_cut_off_tells_the_fate_not_the_count(self) -> None:
+        """At the cut-off the order had no outcome; what became of it since is told apart."""
         events = [ev("order.sent", 100, order_id="a"), ev("order.acknowledged", 3000, order_id="a")]
 
         orders = correlate(events, from_ms=T0, to_ms=T0 + 1000, in_flight_ms=0).orders
 
-        assert (1, 1, 0) == (orders.sent, orders.acknowledged, orders.lost)
+        assert (1, 0, 1, 1, 0) == (
+            orders.sent, orders.acknowledged, orders.unanswered, orders.acknowledged_after,
+            orders.lost,
+        )  # fmt: skip
 
     def test_orders_sent_outside_the_window_are_not_counted(self) -> None:
         events = [ev("order.sent", 100, order_id="a"), ev("order.sent", 2000, order_id="b")]
@@ -257,3 +299,48 @@ class TestOrders:
         orders = correlate(events, from_ms=T0, to_ms=T0 + 10_000, in_flight_ms=0).orders
 
         assert (3, 2, 1) == (orders.sent, orders.acknowledged, orders.lost)
+
+    def test_orders_that_contradict_each_other_are_named(self) -> None:
+        events = [
+            ev("order.sent", 100, order_id="a"),
+            ev("order.acknowledged", 110, order_id="a"),  # the exchange never said
+            ev("order.sent", 200, order_id="b"),
+            ev("order.received", 201, "exchange-OKX", order_id="b"),
+            ev("order.acknowledged", 210, order_id="b"),
+            ev("order.failed", 220, order_id="b"),  # both
+            ev("order.received", 300, "exchange-OKX", order_id="x"),  # nobody sent it
+            ev("order.received", 20_000, "exchange-OKX", order_id="y"),  # after the window
+        ]
+
+        orders = correlate(events, from_ms=T0, to_ms=T0 + 10_000, in_flight_ms=0).orders
+
+        assert [
+            (ACKNOWLEDGED_NOT_RECEIVED, 1, ("a",)),
+            (ACKNOWLEDGED_AND_FAILED, 1, ("b",)),
+            (RECEIVED_NOT_SENT, 1, ("x",)),
+        ] == [(d.kind, d.count, d.order_ids) for d in orders.differences]
+        assert (2, 2, 0, 1) == (orders.sent, orders.acknowledged, orders.failed, orders.received)
+
+    def test_each_sender_counts_from_its_latest_start(self) -> None:
+        """A restarted sender's counters start from zero: its share in the trail does too."""
+        events = [
+            ev("service.started", 0),
+            ev("order.sent", 100, order_id="a"),
+            ev("order.acknowledged", 110, order_id="a"),
+            ev("order.sent", 200, order_id="b"),  # died with the first process
+            ev("service.started", 1000),
+            ev("order.sent", 1100, order_id="c"),
+            ev("order.acknowledged", 1110, order_id="c"),
+            ev("order.sent", 1200, order_id="d"),
+            ev("order.failed", 1300, order_id="d"),
+            ev("order.sent", 1400, "risk-engine", order_id="r"),
+            ev("service.started", 5000),  # after the cut-off: not this window's process
+        ]
+
+        orders = correlate(events, from_ms=T0, to_ms=T0 + 2000, in_flight_ms=0).orders
+
+        assert [
+            SenderOrders("risk-engine", None, 1, 0, 0),
+            SenderOrders(ENGINE, T0 + 1000, 2, 1, 1),
+        ] == list(orders.senders)
+        assert 5 == orders.sent

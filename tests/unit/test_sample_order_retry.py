@@ -222,3 +222,26 @@ async def test_stopping_gives_up_the_orders_still_waiting(
     assert stats.sent == stats.failed >= 2
     failed = [data for kind, data in engine.events() if kind == "order.failed"]
     assert {"engine stopping"} == {d["reason"] for d in failed}
+
+
+async def test_a_halt_makes_no_new_order_and_lets_the_pending_ones_finish(
+    engines: Callable[..., Engine],
+) -> None:
+    """The cut-off of the books: after the halt and its last answers, every count stands still."""
+    exchange = FakeExchange(*["hang"] * 1000)
+    engine = engines(exchange, retry=True, rate_per_s=500.0)
+    await engine.flow.start()
+    await eventually(lambda: engine.flow.stats.pending >= 2, timeout_s=2.0)
+
+    halted = await engine.flow.halt()
+    exchange.hold.set()
+    await eventually(lambda: engine.flow.stats.pending == 0, timeout_s=2.0)
+    await engine.flow.start()  # a halted flow stays halted
+
+    stats = engine.flow.stats
+    assert halted.halted and stats.halted
+    assert halted.sent <= stats.sent <= halted.sent + halted.pending
+    assert (stats.sent, 0) == (stats.acknowledged, stats.failed)
+    kinds = [kind for kind, _ in engine.events()]
+    assert stats.sent == kinds.count("order.sent") == kinds.count("order.acknowledged")
+    assert 0 == engine.flow.stats.pending

@@ -1,11 +1,16 @@
 """The ``audit`` check: ask the audit correlator what this run did to the system.
 
-The coordinator's events are flushed first (bounded by ``audit.flush_timeout``),
-then the correlator is asked for the run's correlation (the run id, from the
-run's start to now) until every criterion holds or ``settle`` has passed, so
-that events still on their way and orders still in flight are given their time.
+The coordinator's events are flushed first (bounded by ``audit.flush_timeout``).
+The first audit check of a run then takes the run's order cut-off (see
+:mod:`~test_coordinator.engine.order_accounting`): a moment, and the counters of
+every sender an ``orders_reported`` criterion names, read at it. Every audit
+check asks the correlator for the run's correlation (the run id, from the run's
+start to the cut-off) until every criterion holds and the order accounting at
+the cut-off is complete (its identities hold, the counters read agree), or
+``settle`` has passed: events still on their way and orders in flight at the
+cut-off are given their time, and every check reports the same order numbers.
 The verdict comes from the last answer, and the check's value carries its
-summary under ``correlation`` for the reports.
+summary under ``correlation`` and the cut-off under ``cut_off``.
 
 :func:`evaluate` is pure: the criteria against one correlation.
 """
@@ -18,8 +23,21 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from test_coordinator.engine.audit_trail import ReportedFault
+from test_coordinator.engine.order_accounting import (
+    CounterReading,
+    OrderCutOff,
+    SenderCounters,
+    accounting_problems,
+    accounting_settled,
+    counter_problems,
+    describe_accounting,
+    describe_counters,
+    ids_text,
+    take_cut_off,
+)
 from test_coordinator.ports.audit import (
     COORDINATOR_SOURCE,
+    RECEIVED_NOT_SENT,
     AuditEvent,
     AuditQueryFailed,
     AuditUnavailable,
@@ -27,13 +45,15 @@ from test_coordinator.ports.audit import (
     FaultRecord,
     Outage,
 )
-from test_coordinator.scenario.checks import AuditCheck, AuditCheckSpec
+from test_coordinator.scenario.checks import AuditCheck, AuditCheckSpec, OrdersReportedSpec
 from test_coordinator.scenario.durations import format_duration
 
 if TYPE_CHECKING:
     from test_coordinator.engine.context import RunContext
 
 LOST_IDS_SHOWN = 5
+CLOCK_TICK_S = 0.001
+CLOCK_TICK_TRIES = 5
 
 
 class AuditCheckFailed(Exception):
@@ -64,8 +84,8 @@ class Evidence:
 
     faults: Sequence[ReportedFault] = ()
     emitted: Sequence[AuditEvent] = ()
-    orders_counted: float | None = None
-    orders_counted_by: str = ""
+    cut_off: OrderCutOff | None = None
+    run_started_ms: int | None = None
 
 
 def evaluate(spec: AuditCheckSpec, correlation: Correlation, evidence: Evidence) -> list[Verdict]:
@@ -106,28 +126,36 @@ def _faults_observed(spec: AuditCheckSpec, c: Correlation, evidence: Evidence) -
 
 
 def _orders_lost(spec: AuditCheckSpec, c: Correlation, evidence: Evidence) -> Verdict:
+    """The orders up to the cut-off reconcile, and at most ``max`` are lost; an order in
+    flight at the cut-off with no word since counts as lost until it has one."""
     assert spec.orders_lost is not None
     orders, limit = c.orders, spec.orders_lost.max
-    counts = (
-        f"{orders.sent} sent, {orders.acknowledged} acknowledged, "
-        f"{orders.received} received by the exchange, {orders.failed} failed"
-    )
+    counts = describe_accounting(orders, evidence.run_started_ms)
     if orders.sent == 0:
         return Verdict("orders_lost", False, f"no order was sent: {counts}", empty=True)
-    if orders.lost > limit:
-        ids = ", ".join(orders.lost_order_ids[:LOST_IDS_SHOWN])
-        more = "..." if orders.lost > LOST_IDS_SHOWN else ""
-        return Verdict(
-            "orders_lost",
-            False,
-            f"{orders.lost} orders lost (at most {limit} allowed): {counts}; lost: {ids}{more}",
-        )
-    in_flight = f", {orders.in_flight} still in flight" if orders.in_flight else ""
+    problems = accounting_problems(orders)
+    if orders.lost + orders.pending > limit:
+        lost = f"{orders.lost} orders lost (at most {limit} allowed): {counts}"
+        if orders.lost:
+            lost += f"; lost: {ids_text(orders.lost_order_ids[:LOST_IDS_SHOWN], orders.lost)}"
+        if orders.pending:
+            lost += (
+                f"; in flight at the cut-off and not answered since: "
+                f"{ids_text(orders.pending_order_ids[:LOST_IDS_SHOWN], orders.pending)}"
+            )
+        problems.insert(0, lost)
+    if problems:
+        if orders.lost + orders.pending <= limit:
+            problems.insert(0, f"the orders do not reconcile: {counts}")
+        return Verdict("orders_lost", False, "; ".join(problems), waiting=orders.pending > 0)
+    pending = f"; {orders.pending} still in flight" if orders.pending else ""
+    unreported = orders.difference(RECEIVED_NOT_SENT)
+    note = f"; besides, {unreported.describe()}" if unreported is not None else ""
     return Verdict(
         "orders_lost",
         True,
-        f"{orders.lost} orders lost (at most {limit}): {counts}{in_flight}",
-        waiting=orders.in_flight > 0,
+        f"{orders.lost} orders lost (at most {limit}): {counts}{pending}{note}",
+        waiting=orders.pending > 0,
     )
 
 
@@ -183,25 +211,51 @@ def _coordinator_events(spec: AuditCheckSpec, c: Correlation, evidence: Evidence
 
 
 def _orders_reported(spec: AuditCheckSpec, c: Correlation, evidence: Evidence) -> Verdict:
+    """The sender's counters read at the cut-off equal its orders in the trail up to it."""
     assert spec.orders_reported is not None
-    counted = evidence.orders_counted
-    who = evidence.orders_counted_by or spec.orders_reported.service
-    if counted is None:
-        return Verdict("orders_reported", False, f"{who} exposes no order count")
-    if counted == 0:
-        return Verdict("orders_reported", False, f"{who} counted no order", empty=True)
-    if c.orders.sent < counted:
+    service = spec.orders_reported.service
+    counted = evidence.cut_off.counted_by(service) if evidence.cut_off is not None else None
+    if counted is None or counted.sent.value is None:
+        why = counted.sent.problem if counted is not None and counted.sent.problem else ""
+        metric = spec.orders_reported.metric
         return Verdict(
             "orders_reported",
             False,
-            f"the audit trail holds {c.orders.sent} orders sent, but {who} counted "
-            f"{counted:g}: {counted - c.orders.sent:g} order events lost",
+            f"{service} exposes no order count ({metric})" + (f": {why}" if why else ""),
         )
-    return Verdict(
-        "orders_reported",
-        True,
-        f"the audit trail holds {c.orders.sent} orders sent; {who} counted {counted:g}",
+    if counted.sent.value == 0:
+        return Verdict(
+            "orders_reported",
+            False,
+            f"{service} counted no order ({counted.sent.metric})",
+            empty=True,
+        )
+    assert evidence.cut_off is not None
+    counters = describe_counters(counted)
+    if not evidence.cut_off.still:
+        return Verdict(
+            "orders_reported",
+            False,
+            f"{service}'s counters changed between every two reads around the cut-off "
+            f"({evidence.cut_off.reads} tries): it kept counting, so they cannot be compared "
+            f"with the trail exactly; stop its orders before the checks ({counters})",
+        )
+    trail = c.orders.sender(counted.source)
+    since = (
+        f" since its start (run +{(trail.since_ms - evidence.run_started_ms) / 1000:.2f} s)"
+        if trail is not None and trail.since_ms is not None and evidence.run_started_ms is not None
+        else ""
     )
+    held = (
+        f"the audit trail holds {trail.sent} sent, {trail.acknowledged} acknowledged, "
+        f"{trail.failed} given up by {counted.source}{since}"
+        if trail is not None
+        else f"the audit trail holds no order of {counted.source}"
+    )
+    problems = counter_problems(c.orders, counted)
+    if problems:
+        return Verdict("orders_reported", False, f"{counters}; {held}: " + "; ".join(problems))
+    return Verdict("orders_reported", True, f"{counters}; {held}: the same")
 
 
 def _events_min(spec: AuditCheckSpec, c: Correlation, evidence: Evidence) -> Verdict:
@@ -280,9 +334,13 @@ async def judge_audit(ctx: RunContext, check: AuditCheck) -> tuple[str, Any]:
     settings = ctx.loaded.model.audit
     flush_timeout = settings.flush_timeout if settings is not None else 5.0
     delivered = await audit.flush(flush_timeout)
-    evidence = Evidence(faults=tuple(audit.faults), emitted=tuple(audit.emitted))
-    if spec.orders_reported is not None:
-        evidence = await _with_order_count(ctx, spec, evidence)
+    cut_off = await run_cut_off(ctx)
+    evidence = Evidence(
+        faults=tuple(audit.faults),
+        emitted=tuple(audit.emitted),
+        cut_off=cut_off,
+        run_started_ms=ctx.started_epoch_ms,
+    )
     loop = asyncio.get_running_loop()
     deadline = loop.time() + spec.settle
     correlation: Correlation | None = None
@@ -293,12 +351,14 @@ async def judge_audit(ctx: RunContext, check: AuditCheck) -> tuple[str, Any]:
             answer = await link.correlate(
                 ctx.run_id,
                 ctx.started_epoch_ms,
-                ctx.deps.wall_clock_ms(),
+                cut_off.at_ms,
                 slack_ms=round(spec.slack * 1000),
                 in_flight_ms=round(spec.in_flight * 1000),
             )
             correlation, verdicts = answer, evaluate(spec, answer, evidence)
-            settled = all(v.ok and not v.waiting for v in verdicts)
+            settled = all(v.ok and not v.waiting for v in verdicts) and accounting_settled(
+                answer.orders, cut_off
+            )
         except (AuditUnavailable, AuditQueryFailed) as exc:
             problem, settled = str(exc), False
         remaining = deadline - loop.time()
@@ -311,6 +371,7 @@ async def judge_audit(ctx: RunContext, check: AuditCheck) -> tuple[str, Any]:
         )
     value = {
         "correlation": correlation_summary(correlation, ctx.started_epoch_ms),
+        "cut_off": cut_off.as_json(ctx.started_epoch_ms),
         "criteria": [{"criterion": v.criterion, "ok": v.ok, "detail": v.detail} for v in verdicts],
         "reporter": {**audit.stats(), "flushed": delivered},
     }
@@ -325,15 +386,71 @@ async def judge_audit(ctx: RunContext, check: AuditCheck) -> tuple[str, Any]:
     return "; ".join(v.detail for v in verdicts), value
 
 
-async def _with_order_count(ctx: RunContext, spec: AuditCheckSpec, evidence: Evidence) -> Evidence:
-    assert spec.orders_reported is not None
-    service = spec.orders_reported.service
-    url = ctx.loaded.model.services[service].metrics_url
+async def run_cut_off(ctx: RunContext) -> OrderCutOff:
+    """The run's order cut-off: taken now by the first audit check, then the same for all.
+
+    The counters read are those of every ``orders_reported`` criterion of the run's
+    checks, whichever check asks for them, so that each is read at the cut-off.
+    """
+    audit = ctx.audit
+    if audit.cut_off is not None:
+        return audit.cut_off
+    wanted = _counted_senders(ctx)
+    clock = ctx.deps.wall_clock_ms
+
+    async def read() -> tuple[SenderCounters, ...]:
+        return tuple([await _read_counters(ctx, reported) for reported in wanted])
+
+    async def next_ms(after_ms: int) -> None:
+        for _ in range(CLOCK_TICK_TRIES):  # a frozen (fake) clock: go on after a few tries
+            if clock() > after_ms:
+                return
+            await asyncio.sleep(CLOCK_TICK_S)
+
+    cut_off = await take_cut_off(read, clock, next_ms)
+    audit.cut_off = cut_off
+    ctx.journal.record("audit.cut_off", **cut_off.as_json(ctx.started_epoch_ms))
+    return cut_off
+
+
+def _counted_senders(ctx: RunContext) -> list[OrdersReportedSpec]:
+    wanted: dict[tuple[str, str, str | None, str | None, str], OrdersReportedSpec] = {}
+    for check in ctx.loaded.model.checks:
+        if not isinstance(check, AuditCheck):
+            continue
+        resolved = ctx.resolve(check)
+        assert isinstance(resolved, AuditCheck)
+        reported = resolved.audit.orders_reported
+        if reported is not None:
+            key = (
+                reported.service,
+                reported.metric,
+                reported.acknowledged_metric,
+                reported.failed_metric,
+                reported.source or reported.service,
+            )
+            wanted.setdefault(key, reported)
+    return list(wanted.values())
+
+
+async def _read_counters(ctx: RunContext, reported: OrdersReportedSpec) -> SenderCounters:
+    url = ctx.loaded.model.services[reported.service].metrics_url
     assert url is not None
-    counted = await ctx.deps.read_metric(url, spec.orders_reported.metric, {})
-    return Evidence(
-        faults=evidence.faults,
-        emitted=evidence.emitted,
-        orders_counted=counted,
-        orders_counted_by=f"{service} ({spec.orders_reported.metric})",
+
+    async def reading(metric: str | None) -> CounterReading | None:
+        if metric is None:
+            return None
+        try:
+            return CounterReading(metric, await ctx.deps.read_metric(url, metric, {}))
+        except Exception as exc:
+            return CounterReading(metric, None, str(exc) or repr(exc))
+
+    sent = await reading(reported.metric)
+    assert sent is not None
+    return SenderCounters(
+        service=reported.service,
+        source=reported.source or reported.service,
+        sent=sent,
+        acknowledged=await reading(reported.acknowledged_metric),
+        failed=await reading(reported.failed_metric),
     )

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from test_coordinator.engine.journal import Journal
+from test_coordinator.engine.order_accounting import OrderCutOff
 from test_coordinator.engine.ports import AuditLink
 from test_coordinator.engine.undo import UndoEntry
 from test_coordinator.ports.audit import AuditEvent, fault_injected, fault_undone
@@ -60,6 +61,8 @@ class RunAudit:
         self.faults: list[ReportedFault] = []
         self._open: dict[str, ReportedFault] = {}
         self._closed = False
+        self.cut_off: OrderCutOff | None = None
+        """The run's order cut-off, taken by the first audit check and shared by the rest."""
 
     @property
     def enabled(self) -> bool:

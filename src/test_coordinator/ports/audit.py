@@ -17,8 +17,11 @@ Event kinds and the ``data`` each one carries:
 * ``dependency.lost`` / ``dependency.regained``: ``dependency`` (``exchange``);
   the event's ``source`` is the service that lost or regained it.
 * ``order.sent`` / ``order.acknowledged`` / ``order.failed`` (from the sender) and
-  ``order.received`` (from the exchange): ``order_id``.
-* ``service.started``: anything the service wants said (``book_reset``).
+  ``order.received`` (from the exchange): ``order_id``. A sender stamps each one
+  at the moment it counts the order in its own counters (``orders_sent_total``...),
+  so that the counters read at a cut-off and the trail up to it can agree exactly.
+* ``service.started``: anything the service wants said (``book_reset``); a sender's
+  counters start from zero again after it.
 """
 
 from __future__ import annotations
@@ -159,16 +162,70 @@ class ServiceStart:
     data: Mapping[str, Any] = field(default_factory=dict)
 
 
+ACKNOWLEDGED_NOT_RECEIVED = "acknowledged_not_received"
+RECEIVED_NOT_SENT = "received_not_sent"
+ACKNOWLEDGED_AND_FAILED = "acknowledged_and_failed"
+ORDER_DIFFERENCES = {
+    ACKNOWLEDGED_NOT_RECEIVED: "acknowledged but never reported received by the exchange",
+    ACKNOWLEDGED_AND_FAILED: "both acknowledged and given up by the sender",
+    RECEIVED_NOT_SENT: "received by the exchange but never reported sent",
+}
+"""The ways orders can contradict each other in the audit trail, and what each means."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderDifference:
+    """Orders that break one of the accounting's identities: how many, and the first ids."""
+
+    kind: str
+    count: int
+    order_ids: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        meaning = ORDER_DIFFERENCES.get(self.kind, self.kind)
+        more = f" (first {len(self.order_ids)})" if self.count > len(self.order_ids) else ""
+        ids = f": {', '.join(self.order_ids)}{more}" if self.order_ids else ""
+        return f"{self.count} {'order' if self.count == 1 else 'orders'} {meaning}{ids}"
+
+
+@dataclass(frozen=True, slots=True)
+class SenderOrders:
+    """What one sender's own counters must say at the cut-off: its orders since its latest
+    start (a restarted process counts from zero), as the audit trail holds them.
+
+    ``since_ms``: its latest ``service.started`` at or before the cut-off; None when it
+    never reported one (then its orders since the window's start)."""
+
+    source: str
+    since_ms: int | None
+    sent: int
+    acknowledged: int
+    failed: int
+
+
 @dataclass(frozen=True, slots=True)
 class OrderAccounting:
-    """Orders sent in the window and what became of them.
+    """Orders sent from the window's start to its end, the cut-off, and what became of them.
 
-    ``acknowledged``: the sender reported the exchange's acknowledgement.
-    ``received``: the exchange reported receiving it (whatever the sender heard).
-    ``failed``: the sender gave it up unacknowledged. ``in_flight``: no outcome
-    yet, and sent less than the query's ``in_flight_ms`` before the window's end.
-    ``lost``: neither acknowledged, nor received by the exchange, nor in flight:
-    the order never reached the exchange (a failed order usually is one).
+    Counted at the cut-off (``cut_off_ms``, the window's end), each order sent is in
+    exactly one of: ``acknowledged`` (the sender reported the exchange's
+    acknowledgement), ``failed`` (the sender gave it up), ``in_flight`` (no outcome
+    yet, sent less than the query's ``in_flight_ms`` before the cut-off) or
+    ``unanswered`` (no outcome, and sent earlier than that): ``sent = acknowledged +
+    failed + in_flight + unanswered``. ``received``: the exchange reported receiving
+    it by the cut-off, whatever the sender heard; ``received_unacknowledged`` of those
+    were not acknowledged by then, so that ``received = acknowledged + received_unacknowledged``
+    less the acknowledged orders the exchange never reported (a difference).
+
+    After the cut-off, of the orders without an outcome at it: ``acknowledged_after``
+    and ``failed_after`` got one since; ``pending`` (ids: ``pending_order_ids``) were
+    in flight and still have none, nor did the exchange report them: they may yet.
+
+    ``lost``: never acknowledged, never received by the exchange, and given up or
+    unanswered at the cut-off (a failed order usually is one).
+
+    ``differences``: orders that contradict each other (see :data:`ORDER_DIFFERENCES`).
+    ``senders``: each sender's share since its latest start, to compare with its counters.
     """
 
     sent: int = 0
@@ -178,17 +235,53 @@ class OrderAccounting:
     in_flight: int = 0
     lost: int = 0
     lost_order_ids: tuple[str, ...] = ()
+    cut_off_ms: int | None = None
+    unanswered: int = 0
+    received_unacknowledged: int = 0
+    acknowledged_after: int = 0
+    failed_after: int = 0
+    pending: int = 0
+    pending_order_ids: tuple[str, ...] = ()
+    differences: tuple[OrderDifference, ...] = ()
+    senders: tuple[SenderOrders, ...] = ()
+
+    def difference(self, kind: str) -> OrderDifference | None:
+        return next((d for d in self.differences if d.kind == kind), None)
+
+    def sender(self, source: str) -> SenderOrders | None:
+        return next((s for s in self.senders if s.source == source), None)
 
     def as_json(self) -> dict[str, Any]:
         """The same fields as plain JSON values."""
         return {
+            "cut_off_ms": self.cut_off_ms,
             "sent": self.sent,
             "acknowledged": self.acknowledged,
-            "received": self.received,
             "failed": self.failed,
             "in_flight": self.in_flight,
+            "unanswered": self.unanswered,
+            "received": self.received,
+            "received_unacknowledged": self.received_unacknowledged,
+            "acknowledged_after": self.acknowledged_after,
+            "failed_after": self.failed_after,
+            "pending": self.pending,
+            "pending_order_ids": list(self.pending_order_ids),
             "lost": self.lost,
             "lost_order_ids": list(self.lost_order_ids),
+            "differences": [
+                {"kind": d.kind, "count": d.count, "order_ids": list(d.order_ids)}
+                for d in self.differences
+            ],
+            "senders": [
+                {
+                    "source": s.source,
+                    "since_ms": s.since_ms,
+                    "sent": s.sent,
+                    "acknowledged": s.acknowledged,
+                    "failed": s.failed,
+                }
+                for s in self.senders
+            ],
         }
 
 

@@ -23,7 +23,8 @@ Endpoints:
 * ``GET /api/v1/correlate?correlation_id=&from=&to=&slack_ms=&in_flight_ms=``:
   the correlation (see :mod:`test_coordinator.sample.correlation`); ``from``
   and ``to`` are epoch ms or ISO 8601; ``to`` defaults to now, ``from`` to the
-  first event of ``correlation_id``.
+  first event of ``correlation_id``. ``to`` is the orders' cut-off: they are
+  counted as they stood at it, and what became of them since is told apart.
 * ``GET /api/v1/health``, ``/api/v1/ready``, ``/metrics``
   (``audit_events_received_total``, ``audit_events_stored_total``,
   ``audit_events_dropped_total``).

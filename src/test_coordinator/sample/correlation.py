@@ -13,22 +13,32 @@
   observed the fault if one of its outages (of any dependency when ``affects``
   names it, else of the target) began at or after the injection and no later
   than the undo (or the window's end) plus ``slack_ms``.
-* Orders: those with ``order.sent`` in the window, and what became of them, as
-  reported at any time: ``order.acknowledged`` and ``order.failed`` by the
-  sender, ``order.received`` by the exchange. One with no outcome yet is in
-  flight if sent less than ``in_flight_ms`` before the window's end. Lost:
-  neither acknowledged, nor received by the exchange, nor in flight. Counting
-  what the exchange received keeps an order whose acknowledgement died with a
-  killed engine from passing for lost.
+* Orders: those with ``order.sent`` in the window, counted at the window's end
+  (the cut-off): each one acknowledged, failed (given up), in flight (no outcome,
+  sent less than ``in_flight_ms`` before the cut-off) or unanswered (no outcome,
+  sent earlier), by the times of ``order.acknowledged`` / ``order.failed`` from
+  the sender; received when the exchange's ``order.received`` is at or before the
+  cut-off. Outcomes told after the cut-off say what became of the orders without
+  one at it. Lost: never acknowledged, never received by the exchange, and given
+  up or unanswered at the cut-off; one in flight with no word since is pending.
+  Counting what the exchange received keeps an order whose acknowledgement died
+  with a killed engine from passing for lost. Differences: orders acknowledged
+  that the exchange never reported receiving, acknowledged and failed both, or
+  received by the exchange in the window that no sender reported sending. Each
+  sender's share (since its latest ``service.started``) is what its own counters
+  must say at the cut-off.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from test_coordinator.ports.audit import (
+    ACKNOWLEDGED_AND_FAILED,
+    ACKNOWLEDGED_NOT_RECEIVED,
     CHAOS_KINDS,
     DEPENDENCY_LOST,
     DEPENDENCY_REGAINED,
@@ -38,6 +48,7 @@ from test_coordinator.ports.audit import (
     ORDER_FAILED,
     ORDER_RECEIVED,
     ORDER_SENT,
+    RECEIVED_NOT_SENT,
     SERVICE_STARTED,
     AuditEvent,
     ChaosEvent,
@@ -45,13 +56,16 @@ from test_coordinator.ports.audit import (
     FaultObservation,
     FaultRecord,
     OrderAccounting,
+    OrderDifference,
     Outage,
+    SenderOrders,
     ServiceStart,
 )
 
 DEFAULT_SLACK_MS = 5_000
 DEFAULT_IN_FLIGHT_MS = 2_000
 LOST_IDS_SHOWN = 50
+DIFFERENT_IDS_SHOWN = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,39 +142,160 @@ def outages_from(ordered: Sequence[AuditEvent]) -> list[Outage]:
     return sorted(outages, key=lambda o: o.started_at_ms)
 
 
+class OrderState(StrEnum):
+    """What had become of an order at the cut-off."""
+
+    ACKNOWLEDGED = "acknowledged"
+    FAILED = "failed"
+    IN_FLIGHT = "in flight"
+    UNANSWERED = "unanswered"
+
+
+@dataclass(slots=True)
+class _Order:
+    """One order id's events: when sent (and by whom), and when each outcome was first told."""
+
+    sent_at: int
+    source: str
+    acknowledged_at: int | None = None
+    failed_at: int | None = None
+    received_at: int | None = None
+
+
 def order_accounting(
     ordered: Sequence[AuditEvent], window: Window, in_flight_ms: int
 ) -> OrderAccounting:
-    sent: dict[str, int] = {}
-    outcomes: dict[str, set[str]] = {
-        ORDER_ACKNOWLEDGED: set(),
-        ORDER_RECEIVED: set(),
-        ORDER_FAILED: set(),
-    }
+    """The orders sent in ``window``, counted at its end (the cut-off), and their fate since."""
+    cut_off = window.to_ms
+    orders: dict[str, _Order] = {}  # every order sent up to the cut-off, in or before the window
+    outcomes: dict[str, dict[str, int]] = {
+        ORDER_ACKNOWLEDGED: {}, ORDER_FAILED: {}, ORDER_RECEIVED: {}
+    }  # fmt: skip
+    ever_sent: set[str] = set()
+    started: dict[str, int] = {}  # source -> its latest service.started up to the cut-off
     for event in ordered:
-        if event.kind == ORDER_SENT and window.holds(event.at_ms_epoch):
+        at = event.at_ms_epoch
+        if event.kind == ORDER_SENT:
             for order_id in _order_ids(event.data):
-                sent.setdefault(order_id, event.at_ms_epoch)
+                ever_sent.add(order_id)
+                if at <= cut_off and order_id not in orders:
+                    orders[order_id] = _Order(at, event.source)
         elif event.kind in outcomes:
-            outcomes[event.kind].update(_order_ids(event.data))
-    acknowledged, received, failed = (
-        outcomes[ORDER_ACKNOWLEDGED], outcomes[ORDER_RECEIVED], outcomes[ORDER_FAILED]
-    )  # fmt: skip
-    unanswered = [(at, i) for i, at in sent.items() if i not in acknowledged]
-    in_flight = {
-        i
-        for at, i in unanswered
-        if i not in failed and i not in received and at > window.to_ms - in_flight_ms
-    }
-    lost = sorted((at, i) for at, i in unanswered if i not in in_flight and i not in received)
+            for order_id in _order_ids(event.data):
+                outcomes[event.kind].setdefault(order_id, at)
+        elif event.kind == SERVICE_STARTED and at <= cut_off:
+            started[event.source] = at
+    for order_id, order in orders.items():
+        order.acknowledged_at = outcomes[ORDER_ACKNOWLEDGED].get(order_id)
+        order.failed_at = outcomes[ORDER_FAILED].get(order_id)
+        order.received_at = outcomes[ORDER_RECEIVED].get(order_id)
+    in_window = sorted(
+        ((i, o) for i, o in orders.items() if window.holds(o.sent_at)),
+        key=lambda item: item[1].sent_at,
+    )
+    by_state: dict[OrderState, list[str]] = {state: [] for state in OrderState}
+    received = received_unacknowledged = 0
+    acknowledged_after = failed_after = 0
+    pending: list[str] = []
+    lost: list[str] = []
+    for order_id, order in in_window:
+        state = _state_at(order, cut_off, in_flight_ms)
+        by_state[state].append(order_id)
+        if _by(order.received_at, cut_off):
+            received += 1
+            received_unacknowledged += state != OrderState.ACKNOWLEDGED
+        answered = order.acknowledged_at is not None
+        if state in (OrderState.IN_FLIGHT, OrderState.UNANSWERED):
+            if answered:
+                acknowledged_after += 1
+            elif order.failed_at is not None:
+                failed_after += 1
+        if answered or order.received_at is not None:
+            continue
+        if order.failed_at is not None or state == OrderState.UNANSWERED:
+            lost.append(order_id)
+        else:
+            pending.append(order_id)
     return OrderAccounting(
-        sent=len(sent),
-        acknowledged=len(sent) - len(unanswered),
-        received=sum(1 for i in sent if i in received),
-        failed=sum(1 for _, i in unanswered if i in failed),
-        in_flight=len(in_flight),
+        sent=len(in_window),
+        acknowledged=len(by_state[OrderState.ACKNOWLEDGED]),
+        received=received,
+        failed=len(by_state[OrderState.FAILED]),
+        in_flight=len(by_state[OrderState.IN_FLIGHT]),
         lost=len(lost),
-        lost_order_ids=tuple(i for _, i in lost[:LOST_IDS_SHOWN]),
+        lost_order_ids=tuple(lost[:LOST_IDS_SHOWN]),
+        cut_off_ms=cut_off,
+        unanswered=len(by_state[OrderState.UNANSWERED]),
+        received_unacknowledged=received_unacknowledged,
+        acknowledged_after=acknowledged_after,
+        failed_after=failed_after,
+        pending=len(pending),
+        pending_order_ids=tuple(pending[:LOST_IDS_SHOWN]),
+        differences=_differences(in_window, outcomes[ORDER_RECEIVED], ever_sent, window),
+        senders=_senders(orders, started, window),
+    )
+
+
+def _by(at_ms: int | None, cut_off: int) -> bool:
+    return at_ms is not None and at_ms <= cut_off
+
+
+def _state_at(order: _Order, cut_off: int, in_flight_ms: int) -> OrderState:
+    """What had become of ``order`` at the cut-off: exactly one of the four states."""
+    if _by(order.acknowledged_at, cut_off):
+        return OrderState.ACKNOWLEDGED
+    if _by(order.failed_at, cut_off):
+        return OrderState.FAILED
+    return OrderState.IN_FLIGHT if order.sent_at > cut_off - in_flight_ms else OrderState.UNANSWERED
+
+
+def _differences(
+    orders: Sequence[tuple[str, _Order]],
+    received_at: Mapping[str, int],
+    ever_sent: set[str],
+    window: Window,
+) -> tuple[OrderDifference, ...]:
+    """The orders that contradict the identities, oldest first, each kind with its count."""
+    found = {
+        ACKNOWLEDGED_NOT_RECEIVED: [
+            i
+            for i, o in orders
+            if _by(o.acknowledged_at, window.to_ms) and not _by(o.received_at, window.to_ms)
+        ],
+        ACKNOWLEDGED_AND_FAILED: [
+            i for i, o in orders if o.acknowledged_at is not None and o.failed_at is not None
+        ],
+        RECEIVED_NOT_SENT: [
+            i
+            for i, at in sorted(received_at.items(), key=lambda item: item[1])
+            if window.holds(at) and i not in ever_sent
+        ],
+    }
+    return tuple(
+        OrderDifference(kind, len(order_ids), tuple(order_ids[:DIFFERENT_IDS_SHOWN]))
+        for kind, order_ids in found.items()
+        if order_ids
+    )
+
+
+def _senders(
+    orders: Mapping[str, _Order], started: Mapping[str, int], window: Window
+) -> tuple[SenderOrders, ...]:
+    """Each sender's orders since its latest start (or the window's), counted at the cut-off."""
+    counts: dict[str, list[int]] = {}
+    for order in orders.values():
+        since = started.get(order.source, window.from_ms)
+        if order.sent_at < since:
+            continue
+        sent_acknowledged_failed = counts.setdefault(order.source, [0, 0, 0])
+        sent_acknowledged_failed[0] += 1
+        if _by(order.acknowledged_at, window.to_ms):
+            sent_acknowledged_failed[1] += 1
+        elif _by(order.failed_at, window.to_ms):
+            sent_acknowledged_failed[2] += 1
+    return tuple(
+        SenderOrders(source, started.get(source), sent, acknowledged, failed)
+        for source, (sent, acknowledged, failed) in sorted(counts.items())
     )
 
 

@@ -106,11 +106,15 @@ class ExchangeLink:
 
 @dataclass(frozen=True, slots=True)
 class FlowStats:
+    """The flow's counts, as its counters and audit events have them. ``pending``: orders
+    placed and neither answered nor given up yet. ``halted``: no new order is made."""
+
     sent: int
     acknowledged: int
     failed: int
     retries: int
     pending: int
+    halted: bool = False
 
 
 class OrderFlow:
@@ -141,6 +145,7 @@ class OrderFlow:
         self._ticker: asyncio.Task[None] | None = None
         self._orders: set[asyncio.Task[OrderOutcome]] = set()
         self._sent = self._acknowledged = self._failed = self._retries = 0
+        self._halted = False
         self._sent_total = metrics.counter("orders_sent", "Orders sent to the exchange")
         self._ack_total = metrics.counter("orders_acknowledged", "Orders the exchange acknowledged")
         self._failed_total = metrics.counter("orders_failed", "Orders given up")
@@ -149,20 +154,32 @@ class OrderFlow:
     @property
     def stats(self) -> FlowStats:
         return FlowStats(
-            self._sent, self._acknowledged, self._failed, self._retries, len(self._orders)
+            self._sent,
+            self._acknowledged,
+            self._failed,
+            self._retries,
+            len(self._orders),
+            self._halted,
         )
 
     async def start(self) -> None:
-        if self._rate_per_s > 0 and self._ticker is None:
+        if self._rate_per_s > 0 and self._ticker is None and not self._halted:
             self._ticker = asyncio.create_task(self._generate(), name="order-ticker")
 
-    async def stop(self, grace_s: float) -> None:
-        """Stop making orders; give pending ones ``grace_s`` to finish, then give them up."""
+    async def halt(self) -> FlowStats:
+        """Make no new order from now on (a cut-off); the pending ones go on until answered
+        or given up, so the counts settle. Idempotent; the stats as the halt left them."""
+        self._halted = True
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
             self._ticker = None
+        return self.stats
+
+    async def stop(self, grace_s: float) -> None:
+        """Stop making orders; give pending ones ``grace_s`` to finish, then give them up."""
+        await self.halt()
         pending = set(self._orders)
         if pending:
             _, still_pending = await asyncio.wait(pending, timeout=grace_s)

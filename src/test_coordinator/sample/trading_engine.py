@@ -24,7 +24,12 @@ Environment:
 Endpoints: ``GET /api/v1/health`` (``degraded`` with ``failing: ["exchange"]``
 while the exchange cannot be reached), ``/api/v1/ready``, ``/metrics``
 (``orders_sent_total``, ``orders_acknowledged_total``, ``orders_failed_total``,
-``order_retries_total``), ``GET /api/v1/orders/stats``.
+``order_retries_total``), ``GET /api/v1/orders/stats`` (``sent``,
+``acknowledged``, ``failed``, ``pending``, ``retries``, ``halted``), and
+``POST /api/v1/orders/halt``: no new order from then on (the close of trading, a
+cut-off for the books); the pending ones go on until the exchange answers or they
+are given up, so that once ``pending`` is 0 every count stands still. The answer
+is the stats at the halt.
 
 gRPC: the standard health service answers SERVING for as long as the process
 runs, the exchange outage included: it says the engine is alive, while the
@@ -40,15 +45,18 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from test_coordinator.adapters.audit.circuit_breaker import ExponentialBackoff
+from test_coordinator.infrastructure.logging import get_logger
 from test_coordinator.ports.audit import SERVICE_STARTED
 from test_coordinator.ports.health import DependencyHealth
 from test_coordinator.sample.host import STOP_GRACE_S, SampleContext
 from test_coordinator.sample.options import env_bool, env_float, env_text
-from test_coordinator.sample.order_flow import ExchangeLink, OrderFlow, order_ids
+from test_coordinator.sample.order_flow import ExchangeLink, FlowStats, OrderFlow, order_ids
 from test_coordinator.sample.order_retry import OrderRetryPolicy
 
 SERVICE = "trading-system-engine"
 DEFAULT_EXCHANGE_URL = "http://127.0.0.1:8081"
+
+log = get_logger("test_coordinator.sample.engine")
 
 
 class TradingSystemEngine:
@@ -101,13 +109,18 @@ class TradingSystemEngine:
     def install(self, app: FastAPI) -> None:
         @app.get("/api/v1/orders/stats", summary="Orders sent, acknowledged, failed, pending")
         async def order_stats() -> JSONResponse:
-            return JSONResponse(
-                {
-                    **asdict(self.flow.stats),
-                    "exchange_reachable": self.link.reachable,
-                    "order_retry": self.retry,
-                }
-            )
+            return self._stats_json(self.flow.stats)
+
+        @app.post("/api/v1/orders/halt", summary="Make no new order; pending ones go on")
+        async def halt_orders() -> JSONResponse:
+            stats = await self.flow.halt()
+            log.info("orders halted", sent=stats.sent, pending=stats.pending)
+            return self._stats_json(stats)
+
+    def _stats_json(self, stats: FlowStats) -> JSONResponse:
+        return JSONResponse(
+            {**asdict(stats), "exchange_reachable": self.link.reachable, "order_retry": self.retry}
+        )
 
 
 def build(context: SampleContext) -> TradingSystemEngine:

@@ -27,11 +27,23 @@ class CheckBase(Strict):
 
 
 class RecoveryTimeSpec(Strict):
-    """Each fault recovered within ``max``: every fault, or those on ``service``, or of ``step``."""
+    """Each fault recovered within ``max`` of its injection, and within ``max_from_restore``
+    of the ``resume`` or ``start`` that restored it: every fault, or those on ``service``,
+    or of ``step``."""
 
     service: ServiceName | None = None
     step: Text | None = None
-    max: Duration
+    max: Duration | None = None
+    max_from_restore: Duration | None = None
+    """From the restore (the ``resume`` or ``start`` step performed) to the first healthy
+    probe; judges the faults a resume or a start restores (not a restart, which restores
+    itself)."""
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> RecoveryTimeSpec:
+        if self.max is None and self.max_from_restore is None:
+            raise ValueError("a recovery_time check needs at least one of max, max_from_restore")
+        return self
 
 
 class RecoveryTimeCheck(CheckBase):
@@ -66,13 +78,16 @@ class MetricCheck(CheckBase):
 
 
 class LogSpec(Strict):
-    """A regular expression that must be ``present`` in, or ``absent`` from, the service's log."""
+    """A regular expression that must be ``present`` in, or ``absent`` from, the service's log
+    (with ``after``: the part of it written after that step started)."""
 
     service: ServiceName
     present: Text | None = None
     absent: Text | None = None
     min_count: int | None = Field(None, ge=1)
     """With ``present``: at least this many lines must match (default 1)."""
+    after: Text | None = None
+    """A step's name: only the lines written after that step started count."""
 
     @field_validator("present", "absent")
     @classmethod
@@ -140,7 +155,9 @@ class LoadCheck(CheckBase):
 
 
 class OrdersLostSpec(Strict):
-    """At most ``max`` orders lost: sent, and neither acknowledged nor received by the exchange."""
+    """The orders sent up to the run's cut-off reconcile (each one acknowledged, failed, in
+    flight or unanswered at it; every one acknowledged received by the exchange), and at most
+    ``max`` are lost: never acknowledged nor received by the exchange."""
 
     max: int = Field(0, ge=0)
 
@@ -155,11 +172,16 @@ class OutageSpec(Strict):
 
 
 class OrdersReportedSpec(Strict):
-    """Every order ``service`` counted in its ``metric`` (read at the check) is in the audit
-    trail: the correlator holds at least as many orders sent."""
+    """``service``'s own order counters, read at the run's cut-off, equal what the audit trail
+    holds of its orders at the cut-off (those since its latest start): ``metric`` the orders
+    sent, ``acknowledged_metric`` and ``failed_metric`` (None: not compared) those acknowledged
+    and given up. ``source``: the service as it reports itself (default: its name)."""
 
     service: ServiceName
     metric: Text = "orders_sent_total"
+    acknowledged_metric: Text | None = "orders_acknowledged_total"
+    failed_metric: Text | None = "orders_failed_total"
+    source: Text | None = None
 
 
 AUDIT_CRITERIA = (
@@ -173,10 +195,11 @@ AUDIT_CRITERIA = (
 
 
 class AuditCheckSpec(Strict):
-    """What the audit correlator must say about this run (run id, run start .. now).
+    """What the audit correlator must say about this run (run id, from the run's start to
+    its cut-off: the moment the first audit check began, the same for every check).
 
     The check asks again until every criterion holds or ``settle`` has passed,
-    so late events and orders still in flight are given their time.
+    so late events and orders in flight at the cut-off are given their time.
     """
 
     faults_observed: bool = False
@@ -262,13 +285,20 @@ def describe_check_text(check: CheckBase) -> str:
         return check.name
     if isinstance(check, RecoveryTimeCheck):
         spec = check.recovery_time
-        return f"recovery time of {spec.service or 'every fault'} <= {format_duration(spec.max)}"
+        bounds = []
+        if spec.max is not None:
+            bounds.append(f"<= {format_duration(spec.max)}")
+        if spec.max_from_restore is not None:
+            bounds.append(f"<= {format_duration(spec.max_from_restore)} from the restore")
+        return f"recovery time of {spec.service or 'every fault'} " + ", ".join(bounds)
     if isinstance(check, MetricCheck):
         return f"metric {check.metric.metric} of {check.metric.service or check.metric.url}"
     if isinstance(check, LogCheck):
-        if check.log.present is not None:
-            return f"log of {check.log.service} contains /{check.log.present}/"
-        return f"log of {check.log.service} lacks /{check.log.absent}/"
+        log = check.log
+        after = f" after {log.after}" if log.after is not None else ""
+        if log.present is not None:
+            return f"log of {log.service} contains /{log.present}/{after}"
+        return f"log of {log.service} lacks /{log.absent}/{after}"
     if isinstance(check, LoadCheck):
         return f"load {check.load.generator or ''}".rstrip()
     if isinstance(check, ProbeCheck):

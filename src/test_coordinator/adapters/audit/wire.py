@@ -20,7 +20,9 @@ from test_coordinator.ports.audit import (
     FaultObservation,
     FaultRecord,
     OrderAccounting,
+    OrderDifference,
     Outage,
+    SenderOrders,
     ServiceStart,
     new_event_id,
 )
@@ -163,7 +165,6 @@ def correlation_from_json(body: Any) -> Correlation:
 
 
 def _correlation(body: Any) -> Correlation:
-    orders = body["orders"]
     return Correlation(
         correlation_id=_opt_str(body.get("correlation_id")),
         from_ms=int(body["from_ms"]),
@@ -205,16 +206,46 @@ def _correlation(body: Any) -> Correlation:
             ServiceStart(str(s["service"]), int(s["at_ms"]), dict(s.get("data") or {}))
             for s in body["service_starts"]
         ),
-        orders=OrderAccounting(
-            sent=int(orders["sent"]),
-            acknowledged=int(orders["acknowledged"]),
-            received=int(orders.get("received", 0)),
-            failed=int(orders["failed"]),
-            in_flight=int(orders["in_flight"]),
-            lost=int(orders["lost"]),
-            lost_order_ids=tuple(str(i) for i in orders.get("lost_order_ids") or ()),
+        orders=_orders(body["orders"]),
+    )
+
+
+def _orders(orders: Any) -> OrderAccounting:
+    """The order accounting; the fields a correlator without cut-off accounting lacks are 0."""
+    return OrderAccounting(
+        sent=int(orders["sent"]),
+        acknowledged=int(orders["acknowledged"]),
+        received=int(orders.get("received", 0)),
+        failed=int(orders["failed"]),
+        in_flight=int(orders["in_flight"]),
+        lost=int(orders["lost"]),
+        lost_order_ids=_ids(orders.get("lost_order_ids")),
+        cut_off_ms=_opt_int(orders.get("cut_off_ms")),
+        unanswered=int(orders.get("unanswered", 0)),
+        received_unacknowledged=int(orders.get("received_unacknowledged", 0)),
+        acknowledged_after=int(orders.get("acknowledged_after", 0)),
+        failed_after=int(orders.get("failed_after", 0)),
+        pending=int(orders.get("pending", 0)),
+        pending_order_ids=_ids(orders.get("pending_order_ids")),
+        differences=tuple(
+            OrderDifference(str(d["kind"]), int(d["count"]), _ids(d.get("order_ids")))
+            for d in orders.get("differences") or ()
+        ),
+        senders=tuple(
+            SenderOrders(
+                source=str(s["source"]),
+                since_ms=_opt_int(s.get("since_ms")),
+                sent=int(s["sent"]),
+                acknowledged=int(s["acknowledged"]),
+                failed=int(s["failed"]),
+            )
+            for s in orders.get("senders") or ()
         ),
     )
+
+
+def _ids(value: Any) -> tuple[str, ...]:
+    return tuple(str(i) for i in value or ())
 
 
 def _outage(body: Any) -> Outage:
