@@ -181,9 +181,10 @@ async def test_an_idle_connection_is_let_go(monkeypatch: pytest.MonkeyPatch) -> 
     async with canned_server(lambda _: OK) as server:
         client = HttpWireClient(server.url)
         await client.request()
-        kept = client._connection
-        assert kept is not None
-        await eventually(lambda: kept.closed, timeout_s=2.0, what="idle connection closed")
+        assert client.open_connections == 1
+        await eventually(
+            lambda: client.open_connections == 0, timeout_s=2.0, what="idle connection closed"
+        )
         await client.request()
         client.close()
 
@@ -213,3 +214,15 @@ def test_urls_are_parsed_once(url: str, expected: HttpTarget) -> None:
 def test_bad_urls_are_errors(url: str, message: str) -> None:
     with pytest.raises(HttpWireError, match=message):
         HttpTarget.parse(url)
+
+
+async def test_overlapping_requests_each_get_a_connection_and_both_are_kept() -> None:
+    async with canned_server(lambda _: OK) as server:
+        client = HttpWireClient(server.url)
+        first, second = await asyncio.gather(client.request(), client.request())
+        again = await asyncio.gather(client.request(), client.request())
+        client.close()
+
+    assert [a.status for a in (first, second, *again)] == [200] * 4
+    assert server.connections == 2
+    assert client.open_connections == 0

@@ -1,6 +1,7 @@
 """wait_until: the first ok result, the moment it completed, or DeadlineExceeded."""
 
 import asyncio
+import itertools
 import time
 from collections.abc import Awaitable, Callable
 
@@ -116,3 +117,49 @@ async def test_nonsense_bounds_are_refused(deadline_s: float, interval_s: float)
 def test_default_interval_meets_the_10_ms_target() -> None:
     """The measured default keeps recovery-time error's p95 under 10 ms (see polling)."""
     assert 0 < DEFAULT_POLL_INTERVAL_S <= 0.005
+
+
+def refusing(
+    refusals: int, *, refused: bool = True
+) -> tuple[Callable[[], Awaitable[ProbeResult]], list[float]]:
+    """A check that fails ``refusals`` times (as refusals, or as no answer), then succeeds."""
+    starts: list[float] = []
+
+    async def check() -> ProbeResult:
+        starts.append(time.monotonic())
+        ok = len(starts) > refusals
+        return ProbeResult(
+            ok, None, "503" if refused else "refused", 0.0, refused=not ok and refused
+        )
+
+    return check, starts
+
+
+async def test_refusals_double_the_gap_up_to_the_ceiling() -> None:
+    check, starts = refusing(5)
+
+    await wait_until(check, deadline_s=5.0, interval_s=0.01, max_interval_s=0.04)
+
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    # 20, 40, 40, 40, 40 ms: doubled after each refusal, never beyond 40 ms (uncapped,
+    # the last would be 320 ms). Lateness of a busy machine is allowed, not earliness.
+    assert len(gaps) == 5
+    assert gaps[0] >= 0.019 and all(g >= 0.039 for g in gaps[1:]), gaps
+    assert all(g < 0.075 for g in gaps), gaps
+
+
+async def test_no_answer_is_not_a_refusal_and_does_not_back_off() -> None:
+    """A refused connection or a timeout: the target never saw the probe; keep the pace."""
+    check, starts = refusing(5, refused=False)
+
+    await wait_until(check, deadline_s=5.0, interval_s=0.01, max_interval_s=0.04)
+
+    assert starts[-1] - starts[0] < 0.05 + 0.01, list(itertools.pairwise(starts))
+
+
+async def test_without_a_ceiling_refusals_keep_the_pace() -> None:
+    check, starts = refusing(5)
+
+    await wait_until(check, deadline_s=5.0, interval_s=0.01)
+
+    assert starts[-1] - starts[0] < 0.05 + 0.01

@@ -57,6 +57,7 @@ async def test_http_probe_to_a_closed_port_fails_with_the_reason(closed_port: in
         result = await probe.check()
 
     assert not result.ok
+    assert not result.refused, "the target never saw it: not a refusal"
     assert result.value is None
     assert "Connection refused" in result.detail
     assert f":{closed_port}/health" in result.detail
@@ -117,6 +118,7 @@ async def test_http_probe_status_must_be_one_of_the_expected() -> None:
             lenient = await probe.check()
 
     assert not strict.ok
+    assert strict.refused, "the target answered: a refusal, polling may back off"
     assert "status 503, expected 200" in strict.detail
     assert strict.value == {"status": "starting"}
     assert lenient.ok
@@ -354,3 +356,29 @@ async def test_command_probe_spec_takes_env_cwd_and_output_patterns() -> None:
     assert (probe.expect_stdout, probe.expect_stderr, probe.expect_exit) == ("^PONG$", "^$", 0)
     with pytest.raises(ValidationError, match="not a valid regular expression"):
         ProbeSpec.model_validate({"command": {"argv": ["true"], "stdout": "("}})
+
+
+@pytest.mark.parametrize(
+    ("spec", "interval", "ceiling"),
+    [
+        ({"http": {"url": "http://svc/"}}, 0.003, 0.003),
+        ({"http": {"url": "http://svc/"}, "max_every": "100ms"}, 0.003, 0.1),
+        ({"command": {"argv": ["pg_isready"]}}, 0.05, 0.2),
+        ({"command": {"argv": ["pg_isready"]}, "every": "100ms", "max_every": "1s"}, 0.1, 1.0),
+    ],
+)
+def test_probe_pace_and_back_off_ceiling(
+    spec: dict[str, object], interval: float, ceiling: float
+) -> None:
+    probe = ProbeSpec.model_validate(spec)
+
+    assert (probe.interval(0.003), probe.max_interval(0.003)) == (interval, ceiling)
+
+
+def test_a_back_off_ceiling_below_the_pace_is_refused() -> None:
+    with pytest.raises(
+        ValidationError, match="max_every: allowed: a duration no shorter than every"
+    ):
+        ProbeSpec.model_validate(
+            {"http": {"url": "http://svc/"}, "every": "1s", "max_every": "10ms"}
+        )

@@ -70,25 +70,24 @@ class ConditionChecker:
             cached = self._probes[id(condition)] = (condition, self._factory.probe(spec))
         outcome = await cached[1].check()
         if not outcome.ok:
-            return ProbeResult(False, outcome.value, outcome.detail, outcome.latency_ms)
+            return ProbeResult(
+                False, outcome.value, outcome.detail, outcome.latency_ms, outcome.refused
+            )
         return judge(condition, outcome.value, outcome.detail, outcome.latency_ms)
 
     async def _healthy(self, services: tuple[str, ...]) -> ProbeResult:
         if len(services) == 1:
             outcome = await self.health_probe(services[0]).check()
-            return ProbeResult(
-                outcome.ok, None, f"{services[0]}: {outcome.detail}", outcome.latency_ms
-            )
+            detail = f"{services[0]}: {outcome.detail}"
+            return ProbeResult(outcome.ok, None, detail, outcome.latency_ms, outcome.refused)
         started = time.perf_counter()
         outcomes = await asyncio.gather(*(self.health_probe(name).check() for name in services))
         latency = (time.perf_counter() - started) * 1000.0
-        failing = [
-            f"{name}: {outcome.detail}"
-            for name, outcome in zip(services, outcomes, strict=True)
-            if not outcome.ok
-        ]
-        if failing:
-            return ProbeResult(False, None, "; ".join(failing), latency)
+        failed = [(n, o) for n, o in zip(services, outcomes, strict=True) if not o.ok]
+        if failed:
+            detail = "; ".join(f"{name}: {outcome.detail}" for name, outcome in failed)
+            refused = all(outcome.refused for _, outcome in failed)
+            return ProbeResult(False, None, detail, latency, refused)
         return ProbeResult(True, None, f"{', '.join(services)} healthy", latency)
 
 
@@ -125,5 +124,5 @@ def judge(condition: Condition, value: Any, detail: str, latency_ms: float = 0.0
         regex=condition.regex,
     )
     if problems:
-        return ProbeResult(False, value, "; ".join(problems), latency_ms)
+        return ProbeResult(False, value, "; ".join(problems), latency_ms, refused=True)
     return ProbeResult(True, value, detail, latency_ms)

@@ -240,10 +240,12 @@ class _Run:
         checker = ConditionChecker(self.model.services, self.deps.probes, self.deps.clock)
         recoveries = RecoveryTracker(targets, self.journal, self.deps.poll_interval_s)
         for name in self.model.services:
+            health = self.model.services[name].health
             recoveries.use_probe(
                 name,
                 checker.health_probe(name),
-                self.model.services[name].health.interval(self.deps.poll_interval_s),
+                health.interval(self.deps.poll_interval_s),
+                health.max_interval(self.deps.poll_interval_s),
             )
         checker.observer = recoveries.observed
         audit = self._audit()

@@ -34,6 +34,7 @@ async def wait_healthy(
     *,
     timeout_s: float,
     interval_s: float,
+    max_interval_s: float | None = None,
 ) -> tuple[ProbeResult, float]:
     """The healthy answer and when it completed. Raises DeadlineExceeded (never healthy
     within ``timeout_s``) or ExitedBeforeHealthy (it exited first, or had exited by
@@ -44,7 +45,11 @@ async def wait_healthy(
         state = targets.state(service)
         return ProbeResult(state is TargetState.EXITED, state, f"{service} is {state}", 0.0)
 
-    waiting = asyncio.ensure_future(wait_until(check, deadline_s=timeout_s, interval_s=interval_s))
+    waiting = asyncio.ensure_future(
+        wait_until(
+            check, deadline_s=timeout_s, interval_s=interval_s, max_interval_s=max_interval_s
+        )
+    )
     # Outlives the health wait, which ends first unless the service exits.
     watching = asyncio.ensure_future(
         wait_until(

@@ -67,11 +67,21 @@ class RecoveryTracker:
         self._watches: list[Watch] = []
         self._probes: dict[str, Probe] = {}
         self._intervals: dict[str, float] = {}
+        self._ceilings: dict[str, float] = {}
 
-    def use_probe(self, service: str, probe: Probe, interval_s: float | None = None) -> None:
-        """The probe that tells whether ``service`` is healthy (its inventory health), and
-        how often to poll it (default: the tracker's interval)."""
+    def use_probe(
+        self,
+        service: str,
+        probe: Probe,
+        interval_s: float | None = None,
+        max_interval_s: float | None = None,
+    ) -> None:
+        """The probe that tells whether ``service`` is healthy (its inventory health), how
+        often to poll it (default: the tracker's interval) and how far to back off while
+        it refuses (default: not at all)."""
         self._probes[service] = probe
+        if max_interval_s is not None:
+            self._ceilings[service] = max_interval_s
         if interval_s is not None:
             self._intervals[service] = interval_s
 
@@ -186,13 +196,16 @@ class RecoveryTracker:
             if closed is not None:
                 return ProbeResult(False, None, closed, 0.0)
             outcome = await probe.check()
-            return ProbeResult(outcome.ok, outcome.value, outcome.detail, outcome.latency_ms)
+            return ProbeResult(
+                outcome.ok, outcome.value, outcome.detail, outcome.latency_ms, outcome.refused
+            )
 
         try:
             _, observed = await wait_until(
                 healthy,
                 deadline_s=WATCH_LIMIT_S,
                 interval_s=self._intervals.get(service, self._interval_s),
+                max_interval_s=self._ceilings.get(service),
             )
         except DeadlineExceeded:
             return

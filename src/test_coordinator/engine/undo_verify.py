@@ -20,7 +20,9 @@ def health_verifier(probes: ProbeFactory, interval_s: float) -> HealthCheck:
 
         async def once() -> ProbeResult:
             outcome = await probe.check()
-            return ProbeResult(outcome.ok, outcome.value, outcome.detail, outcome.latency_ms)
+            return ProbeResult(
+                outcome.ok, outcome.value, outcome.detail, outcome.latency_ms, outcome.refused
+            )
 
         try:
             await wait_healthy(
@@ -29,6 +31,7 @@ def health_verifier(probes: ProbeFactory, interval_s: float) -> HealthCheck:
                 once,
                 timeout_s=action.start_timeout_s,
                 interval_s=spec.interval(interval_s),
+                max_interval_s=spec.max_interval(interval_s),
             )
         except ExitedBeforeHealthy as exc:
             raise UndoFailed(str(exc)) from None

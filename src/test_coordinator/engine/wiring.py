@@ -23,6 +23,7 @@ from test_coordinator.engine.ports import (
 from test_coordinator.guard.launcher import ProcessGuard
 from test_coordinator.ports.audit import AuditSink, Correlation
 from test_coordinator.ports.storage import RunStore
+from test_coordinator.runtime.http_wire import HttpWireClient, HttpWireError
 from test_coordinator.runtime.load import (
     CommandTarget,
     LoadGenerator,
@@ -38,7 +39,14 @@ from test_coordinator.targets.wiring import build_targets
 
 
 class RuntimeProbes:
-    """Builds runtime probes from scenario probe specs."""
+    """Builds runtime probes from scenario probe specs.
+
+    HTTP probes of the same request share one client, and so its kept-alive
+    connections: fifty steps that probe one URL cost one connect, not fifty.
+    """
+
+    def __init__(self) -> None:
+        self._http: dict[tuple[str, str], HttpWireClient] = {}
 
     def probe(self, spec: ProbeSpec) -> Probe:
         if spec.http is not None:
@@ -48,6 +56,7 @@ class RuntimeProbes:
                 expect_status=spec.http.status,
                 json_fields=spec.http.json_fields,
                 timeout_s=spec.http.timeout,
+                client=self._http_client(spec.http.url, spec.http.method),
             )
         if spec.tcp is not None:
             return TcpProbe(spec.tcp.host, spec.tcp.port, timeout_s=spec.tcp.timeout)
@@ -64,6 +73,20 @@ class RuntimeProbes:
             expect_stdout=command.stdout,
             expect_stderr=command.stderr,
         )
+
+    def _http_client(self, url: str, method: str) -> HttpWireClient | None:
+        client = self._http.get((url, method))
+        if client is None:
+            try:
+                client = self._http[(url, method)] = HttpWireClient(url, method=method)
+            except HttpWireError:
+                return None  # the probe reports the bad URL on each check
+        return client
+
+    def close(self) -> None:
+        for client in self._http.values():
+            client.close()
+        self._http.clear()
 
 
 AUDIT_SPILL_FILE = "audit-undelivered.jsonl"
@@ -153,13 +176,17 @@ async def runtime_deps(
             max_duration_s=spec.duration or 900.0,
         )
 
-    yield EngineDeps(
-        store=store,
-        targets_factory=build_targets,
-        probes=RuntimeProbes(),
-        read_metric=read_metric,
-        load_factory=load_factory,
-        poll_interval_s=poll_interval_s,
-        audit_link=audit_link,
-        guard=ProcessGuard if guard else None,
-    )
+    probes = RuntimeProbes()
+    try:
+        yield EngineDeps(
+            store=store,
+            targets_factory=build_targets,
+            probes=probes,
+            read_metric=read_metric,
+            load_factory=load_factory,
+            poll_interval_s=poll_interval_s,
+            audit_link=audit_link,
+            guard=ProcessGuard if guard else None,
+        )
+    finally:
+        probes.close()

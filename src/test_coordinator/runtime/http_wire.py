@@ -10,17 +10,20 @@ Two things keep the measured moment true:
 
 * **Delayed ACKs.** A server that writes headers and body separately (Python's
   http.server does) has Nagle hold the body until the client ACKs the headers;
-  on a reused connection Linux delays that ACK by up to 40 ms. The client sets
-  TCP_QUICKACK after each request and after each piece of the answer, so the
-  headers are ACKed at once and the body follows.
+  on a reused connection Linux delays that ACK by up to 40 ms. When a piece of
+  an answer arrives and more is due, the client sets TCP_QUICKACK, which sends
+  the pending ACK at once, and the body follows. An answer that comes in one
+  piece costs no extra system call.
 * **Stale connections.** A connection kept from before a restart is dead: a
   request on a reused connection that gets no byte of answer (reset, EOF) is
   sent once more on a new connection, within the same deadline. A new
   connection's failure is the answer.
 
 A connection idle for :data:`IDLE_CLOSE_S` is closed, so a probe that stopped
-polling does not hold a slot of the server. Bodies are capped (by default at
-:data:`MAX_BODY_BYTES`), headers at :data:`MAX_HEADER_BYTES`.
+polling does not hold a slot of the server. Probes of one request share one
+client (:class:`HttpWireClient`), so fifty steps probing one URL use one
+connection. Bodies are capped (by default at :data:`MAX_BODY_BYTES`), headers at
+:data:`MAX_HEADER_BYTES`.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import contextlib
 import socket
 import ssl
 from dataclasses import dataclass
+from typing import cast
 from urllib.parse import urlsplit
 
 from test_coordinator.runtime.os_errors import os_error_reason
@@ -37,6 +41,7 @@ from test_coordinator.runtime.os_errors import os_error_reason
 MAX_HEADER_BYTES = 64 * 1024
 MAX_BODY_BYTES = 1024 * 1024
 IDLE_CLOSE_S = 1.0
+MAX_IDLE = 4
 
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)
 _NO_BODY_STATUS = frozenset({204, 304})
@@ -96,6 +101,7 @@ class _Exchange(asyncio.Protocol):
     def __init__(self, max_body: int) -> None:
         self.max_body = max_body
         self.transport: asyncio.Transport | None = None
+        self._socket: socket.socket | None = None
         self.closed = False
         self.reusable = False
         self._buffer = bytearray()
@@ -107,14 +113,14 @@ class _Exchange(asyncio.Protocol):
     # asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self._socket = transport.get_extra_info("socket")
 
     def data_received(self, data: bytes) -> None:
         self._received_any = True
         self._buffer += data
-        self._quickack()
-        self._try_complete()
+        if not self._try_complete():
+            self._quickack()  # more to come: ACK what came now, so Nagle lets the rest go
 
     def eof_received(self) -> bool | None:
         self._eof = True
@@ -143,7 +149,6 @@ class _Exchange(asyncio.Protocol):
         self._received_any = False
         self.reusable = False
         self.transport.write(request)
-        self._quickack()
         return self._waiter
 
     def close(self) -> None:
@@ -153,30 +158,32 @@ class _Exchange(asyncio.Protocol):
             self.transport.abort()
 
     def _quickack(self) -> None:
-        if _QUICKACK is None or self.transport is None:
-            return
-        sock = self.transport.get_extra_info("socket")
-        if sock is not None:
+        """ACK at once what has arrived (Linux sends the pending delayed ACK now)."""
+        if _QUICKACK is not None and self._socket is not None:
             with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+                self._socket.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
 
-    def _try_complete(self) -> None:
+    def _try_complete(self) -> bool:
+        """Settle the waiter if the answer is whole (or broken); False while more is due."""
         waiter = self._waiter
         if waiter is None or waiter.done():
-            return
+            return True
         try:
             answer = self._parse()
         except HttpWireError as exc:
             waiter.set_exception(exc)
-            return
+            return True
         if answer is not None:
             self._waiter = None
             waiter.set_result(answer)
-        elif self._eof:
+            return True
+        if self._eof:
             if not self._received_any:
                 waiter.set_exception(_StaleConnection("connection closed by the server"))
             else:
                 waiter.set_exception(HttpWireError("the server closed the connection mid-answer"))
+            return True
+        return False
 
     def _parse(self) -> HttpAnswer | None:
         buffer = self._buffer
@@ -281,9 +288,12 @@ def _reason(exc: Exception) -> str:
 
 
 class HttpWireClient:
-    """Sends one kind of request to one URL, again and again, on a kept-alive connection.
+    """Sends one kind of request to one URL, again and again, on kept-alive connections.
 
-    Not safe for concurrent use: one request at a time (a probe polls sequentially).
+    Requests may overlap (two probes of one URL, an ``always`` and a step): each
+    takes an idle connection or opens one, and gives it back when the answer
+    allows reuse; at most :data:`MAX_IDLE` wait, each closed after
+    :data:`IDLE_CLOSE_S` unused.
     """
 
     def __init__(
@@ -309,52 +319,92 @@ class HttpWireClient:
         self._request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         asked = (headers or {}).items()
         self._keep = not any(k.lower() == "connection" and "close" in v.lower() for k, v in asked)
-        self._connection: _Exchange | None = None
-        self._idle: asyncio.TimerHandle | None = None
+        self._idle: list[tuple[_Exchange, float]] = []  # with the loop time it went idle
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._busy: set[_Exchange] = set()
         self._ssl: ssl.SSLContext | None = None
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._busy) + sum(1 for c, _ in self._idle if not c.closed)
 
     async def request(self) -> HttpAnswer:
         """One exchange. Bound it with ``asyncio.timeout``: a cancelled exchange drops
         its connection (a half-read answer is never reused)."""
-        self._cancel_idle()
-        connection = self._connection
-        self._connection = None
+        connection = self._take_idle()
+        reused = connection is not None
         try:
-            if connection is not None and not connection.closed:
-                try:
-                    answer = await self._exchange(connection)
-                except _StaleConnection:
-                    connection.close()
-                    connection = await self._connect()
-                    answer = await self._exchange(connection)
-            else:
+            if connection is None:
                 connection = await self._connect()
+            self._busy.add(connection)
+            try:
+                answer = await self._exchange(connection)
+            except _StaleConnection:
+                if not reused:
+                    raise
+                self._drop(connection)
+                connection = await self._connect()
+                self._busy.add(connection)
                 answer = await self._exchange(connection)
         except _StaleConnection as exc:
             if connection is not None:
-                connection.close()
+                self._drop(connection)
             raise HttpWireError(str(exc)) from None
         except BaseException:
             if connection is not None:
-                connection.close()
+                self._drop(connection)
             raise
-        if connection.reusable and self._keep:
-            self._connection = connection
-            self._idle = asyncio.get_running_loop().call_later(IDLE_CLOSE_S, self.close)
-        else:
-            connection.close()
+        self._give_back(connection)
         return answer
 
     def close(self) -> None:
-        self._cancel_idle()
-        connection, self._connection = self._connection, None
-        if connection is not None:
+        """Close every connection, idle or busy (a busy request then fails)."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        for connection, _ in self._idle:
             connection.close()
+        self._idle.clear()
+        for connection in list(self._busy):
+            connection.close()
+        self._busy.clear()
 
-    def _cancel_idle(self) -> None:
-        if self._idle is not None:
-            self._idle.cancel()
-            self._idle = None
+    def _take_idle(self) -> _Exchange | None:
+        while self._idle:
+            connection, _ = self._idle.pop()
+            if not connection.closed:
+                return connection
+        return None
+
+    def _give_back(self, connection: _Exchange) -> None:
+        self._busy.discard(connection)
+        if not (connection.reusable and self._keep) or len(self._idle) >= MAX_IDLE:
+            connection.close()
+            return
+        loop = asyncio.get_running_loop()
+        self._idle.append((connection, loop.time()))
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(IDLE_CLOSE_S, self._sweep)
+
+    def _sweep(self) -> None:
+        """Close connections idle for IDLE_CLOSE_S; one timer per client, not per request."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        kept = []
+        for connection, since in self._idle:
+            if now - since >= IDLE_CLOSE_S:
+                connection.close()
+            elif not connection.closed:
+                kept.append((connection, since))
+        self._idle = kept
+        self._sweeper = None
+        if kept:
+            oldest = min(since for _, since in kept)
+            self._sweeper = loop.call_later(oldest + IDLE_CLOSE_S - now, self._sweep)
+
+    def _drop(self, connection: _Exchange) -> None:
+        self._busy.discard(connection)
+        connection.close()
 
     async def _exchange(self, connection: _Exchange) -> HttpAnswer:
         return await connection.send(self._request, head_only=self.method == "HEAD")

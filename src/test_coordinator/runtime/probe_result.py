@@ -14,3 +14,8 @@ class ProbeResult:
     value: Any
     detail: str
     latency_ms: float
+    refused: bool = False
+    """The target saw the probe and said no (an unexpected HTTP status, NOT_SERVING, a
+    command that ran and failed), as opposed to not answering at all. Polling backs
+    off on refusals: each one costs the target work, while a refused connection or
+    a timeout costs it nothing."""

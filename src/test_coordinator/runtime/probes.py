@@ -60,6 +60,8 @@ class HttpProbe:
     The probe keeps its connection alive between checks (see
     :mod:`~test_coordinator.runtime.http_wire` for why that measures true);
     ``headers={"Connection": "close"}`` asks for a new connection each time.
+    Probes of the same request may share a ``client`` (its owner closes it);
+    without one the probe makes its own and :meth:`aclose` closes it.
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class HttpProbe:
         json_fields: Mapping[str, Any] | None = None,
         timeout_s: float = 1.0,
         headers: Mapping[str, str] | None = None,
+        client: HttpWireClient | None = None,
     ) -> None:
         self.url = url
         self.method = method.upper()
@@ -80,7 +83,8 @@ class HttpProbe:
         self.json_fields = dict(json_fields or {})
         self.timeout_s = timeout_s
         self.headers = dict(headers or {})
-        self._client: HttpWireClient | None = None
+        self._client = client
+        self._owns_client = client is None
         self._invalid = ""
 
     def __repr__(self) -> str:
@@ -111,12 +115,13 @@ class HttpProbe:
             problems.append(f"status {answer.status}, expected {wanted}")
         problems.extend(_field_problems(value, self.json_fields))
         if problems:
-            return ProbeResult(False, value, f"{self.url}: " + "; ".join(problems), latency_ms)
+            detail = f"{self.url}: " + "; ".join(problems)
+            return ProbeResult(False, value, detail, latency_ms, refused=True)
         return ProbeResult(True, value, f"{self.url}: status {answer.status}", latency_ms)
 
     async def aclose(self) -> None:
-        """Close the kept-alive connection."""
-        if self._client is not None:
+        """Close the kept-alive connections, unless the client is shared."""
+        if self._client is not None and self._owns_client:
             self._client.close()
 
     async def __aenter__(self) -> HttpProbe:
@@ -268,7 +273,7 @@ class GrpcHealthProbe:
         ok = response.status == health_pb2.HealthCheckResponse.SERVING
         if not ok:
             return ProbeResult(
-                False, status, f"{self.target}: {status}, expected SERVING", latency_ms
+                False, status, f"{self.target}: {status}, expected SERVING", latency_ms, True
             )
         return ProbeResult(True, status, f"{self.target}: SERVING", latency_ms)
 
@@ -368,9 +373,8 @@ class CommandProbe:
         if code != self.expect_exit:
             err = stderr.strip()[-_OUTPUT_TAIL_CHARS:]
             detail = f"{name}: exit status {code}, expected {self.expect_exit}"
-            return ProbeResult(
-                False, value, detail + (f"; stderr: {err}" if err else ""), latency_ms
-            )
+            detail += f"; stderr: {err}" if err else ""
+            return ProbeResult(False, value, detail, latency_ms, refused=True)
         problems = [
             f"{stream} {text.strip()[:_OUTPUT_TAIL_CHARS]!r} does not match /{pattern}/"
             for stream, text, pattern in (
@@ -380,7 +384,8 @@ class CommandProbe:
             if pattern is not None and re.search(pattern, text) is None
         ]
         if problems:
-            return ProbeResult(False, value, f"{name}: " + "; ".join(problems), latency_ms)
+            detail = f"{name}: " + "; ".join(problems)
+            return ProbeResult(False, value, detail, latency_ms, refused=True)
         return ProbeResult(True, value, f"{name}: exit status {code}", latency_ms)
 
 

@@ -12,6 +12,8 @@ from test_coordinator.scenario.types import Duration, ServiceList, Strict, Text,
 PROBE_KINDS = ("http", "tcp", "grpc", "command")
 COMMAND_MIN_EVERY_S = 0.05
 """A command probe spawns a process each time: it is polled at most every 50 ms."""
+COMMAND_BACKOFF_FACTOR = 4
+"""A command probe refused (it ran and failed) backs off to this many times its every."""
 DEFAULT_PROBE_TIMEOUT_S = 1.0
 DEFAULT_COMMAND_TIMEOUT_S = 5.0
 
@@ -72,7 +74,11 @@ class ProbeSpec(Strict):
     command: CommandProbeSpec | None = None
     every: Duration | None = None
     """How often it is polled while waiting for the service (setup, recovery, undo);
-    default: the engine's interval (5 ms), and 50 ms for a command."""
+    default: the engine's interval (3 ms), and 50 ms for a command."""
+    max_every: Duration | None = None
+    """While the target refuses (answers, but not healthy), polling backs off, doubling
+    the gap up to this; default: no back-off for HTTP, TCP and gRPC (a 5 ms bound on
+    the recovery moment), four times ``every`` for a command."""
 
     @model_validator(mode="after")
     def _exactly_one_probe(self) -> ProbeSpec:
@@ -83,6 +89,8 @@ class ProbeSpec(Strict):
             )
         if self.every is not None and self.every <= 0:
             raise ValueError("every: allowed: a duration above 0")
+        if self.max_every is not None and self.max_every < (self.every or 0.0):
+            raise ValueError("max_every: allowed: a duration no shorter than every")
         return self
 
     def interval(self, default_s: float) -> float:
@@ -92,6 +100,14 @@ class ProbeSpec(Strict):
         if self.command is not None:
             return max(default_s, COMMAND_MIN_EVERY_S)
         return default_s
+
+    def max_interval(self, default_s: float) -> float:
+        """The longest gap while the target refuses (see :meth:`interval`)."""
+        if self.max_every is not None:
+            return max(self.max_every, self.interval(default_s))
+        if self.command is not None:
+            return COMMAND_BACKOFF_FACTOR * self.interval(default_s)
+        return self.interval(default_s)
 
     @property
     def kind(self) -> str:
