@@ -3,12 +3,12 @@ healthy probe, beside the recovery from the injection (which it leaves unchanged
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 from engine_fakes import FakeBackend, fake_targets, harness
 from engine_scenarios import scenario
-from rich.console import Console
 
 from test_coordinator.engine.executor import RunOptions, run_scenario
 from test_coordinator.engine.journal import Journal, RunClock
@@ -18,7 +18,8 @@ from test_coordinator.ports.storage import RunRecord, RunStatus
 from test_coordinator.reporting.aborted import aborted_result
 from test_coordinator.reporting.html import render_html
 from test_coordinator.reporting.journal_json import journal_document
-from test_coordinator.reporting.terminal import recovery_table
+from test_coordinator.reporting.terminal import PlainTerminal
+from test_coordinator.reporting.terminal_text import recovery_table
 from test_coordinator.runtime.probes import ProbeResult
 from test_coordinator.targets.port import TargetSpec
 
@@ -307,9 +308,9 @@ def test_the_journal_json_has_both_measures(resumed: RunResult) -> None:
 def test_the_terminal_summary_shows_the_restore(resumed: RunResult) -> None:
     table = recovery_table(resumed)
     assert table is not None
-    console = Console(width=200, record=True)
-    console.print(table)
-    text = console.export_text()
+    out = io.StringIO()
+    PlainTerminal(out).table(table)
+    text = out.getvalue()
 
     recovery = resumed.recoveries[0]
     header = next(line for line in text.splitlines() if "Service" in line)

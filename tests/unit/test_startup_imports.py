@@ -1,4 +1,5 @@
-"""A CLI run loads only what it uses: the heavy stacks stay out until a scenario needs them.
+"""A CLI run loads only what it uses: the heavy stacks stay out until a scenario needs them
+(and rich, until stdout is a terminal).
 
 Each of these cost a run tens of milliseconds and megabytes at start-up (see
 benchmarks/versus_chaostoolkit.py); this keeps them from creeping back in.
@@ -18,6 +19,7 @@ RUN_PATH = (
     "test_coordinator.adapters.storage.sqlite_file",
     "test_coordinator.infrastructure.logging",
     "test_coordinator.reporting",
+    "test_coordinator.reporting.terminal",
     "test_coordinator.runtime.probes",
     "test_coordinator.targets.wiring",
 )
@@ -31,7 +33,9 @@ NOT_FOR_A_RUN = (
     "grpc",
     "httpx",
     "prometheus_client",
+    "pygments",
     "redis",
+    "rich",
     "sqlalchemy",
     "structlog",
     "uvicorn",

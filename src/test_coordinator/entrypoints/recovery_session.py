@@ -9,11 +9,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 
-from rich.console import Console
-
 from test_coordinator.engine.ports import EngineDeps
 from test_coordinator.engine.recovery import RecoveryReport, recover_runs
 from test_coordinator.ports.storage import RunStore
+from test_coordinator.reporting.terminal import PlainTerminal, Terminal
 
 log = logging.getLogger(__name__)
 
@@ -35,24 +34,23 @@ async def recover_and_report(
     return report
 
 
-def print_recovery(console: Console, report: RecoveryReport, *, quiet_if_empty: bool) -> None:
+def print_recovery(terminal: Terminal, report: RecoveryReport, *, quiet_if_empty: bool) -> None:
     if report.empty:
         if not quiet_if_empty:
-            console.print("recover: nothing to undo; no run was left behind")
+            terminal.line("recover: nothing to undo; no run was left behind")
         return
     for undo in report.undos:
-        console.print(
+        terminal.line(
             f"recover: run {undo.run_id}: {undo.action} {undo.service}: {undo.detail} "
             f"[{undo.status.value}]",
-            markup=False,
         )
     for run_id in report.aborted_runs:
-        console.print(f"recover: run {run_id} marked aborted; reports written", markup=False)
+        terminal.line(f"recover: run {run_id} marked aborted; reports written")
     for note in report.skipped:
-        console.print(f"recover: left alone: {note}", markup=False)
+        terminal.line(f"recover: left alone: {note}")
 
 
-async def recover_command(console: Console) -> int:
+async def recover_command(terminal: Terminal) -> int:
     """``test-coordinator recover``: 0 when everything left behind was undone and verified."""
     from test_coordinator.engine.wiring import runtime_deps
     from test_coordinator.entrypoints.scenario_session import StoreUnavailable, open_store
@@ -61,9 +59,9 @@ async def recover_command(console: Console) -> int:
         async with open_store() as store, runtime_deps(store) as deps:
             report = await recover_and_report(store, deps)
     except StoreUnavailable as exc:
-        console.print(f"test-coordinator: {exc}", style="red")
+        terminal.line(f"test-coordinator: {exc}", "red")
         return exc.code
-    print_recovery(console, report, quiet_if_empty=False)
+    print_recovery(terminal, report, quiet_if_empty=False)
     return EXIT_OK if report.all_undone else EXIT_UNDO_FAILED
 
 
@@ -72,12 +70,12 @@ async def recover_in_guard(run_id: str) -> int:
     from test_coordinator.engine.wiring import runtime_deps
     from test_coordinator.entrypoints.scenario_session import StoreUnavailable, open_store
 
-    console = Console(highlight=False, width=140)
+    terminal = PlainTerminal()
     try:
         async with open_store() as store, runtime_deps(store) as deps:
             report = await recover_and_report(store, deps, only={run_id})
     except StoreUnavailable as exc:
-        console.print(f"guard: {exc}")
+        terminal.line(f"guard: {exc}")
         return exc.code
-    print_recovery(console, report, quiet_if_empty=False)
+    print_recovery(terminal, report, quiet_if_empty=False)
     return EXIT_OK if report.all_undone else EXIT_UNDO_FAILED

@@ -121,10 +121,10 @@ def recover() -> None:
     import asyncio
 
     from test_coordinator.entrypoints.recovery_session import recover_command
-    from test_coordinator.entrypoints.scenario_session import console_for_stdout
+    from test_coordinator.reporting.terminal import terminal_for_stdout
 
     with _no_traceback():
-        code = asyncio.run(recover_command(console_for_stdout()))
+        code = asyncio.run(recover_command(terminal_for_stdout()))
     raise typer.Exit(code)
 
 

@@ -21,9 +21,9 @@ import test_coordinator
 from test_coordinator.engine.results import RunResult
 from test_coordinator.entrypoints.scenario_session import (
     EXIT_USAGE,
-    console_for_stdout,
     run_files_with_results,
 )
+from test_coordinator.reporting.terminal import terminal_for_stdout
 
 DEMO_SCENARIO = "exchange-restart-during-trading.yaml"
 SHARED_SCENARIOS = Path("share") / "test-coordinator" / "scenarios"
@@ -43,27 +43,26 @@ def demo_scenario() -> Path | None:
 
 async def run_demo(overrides: Mapping[str, str], seed: int | None, reports_dir: Path) -> int:
     """Run the flagship with live progress; print the verdict and the HTML report's path."""
-    console = console_for_stdout()
+    terminal = terminal_for_stdout()
     scenario = demo_scenario()
     if scenario is None:
-        console.print(
+        terminal.line(
             "demo: the scenario is missing; looked in: "
             + ", ".join(str(p) for p in scenario_locations()),
-            style="red",
+            "red",
         )
         return EXIT_USAGE
-    console.print(
+    terminal.line(
         "demo: the sample trading ecosystem (audit-correlator, exchange-OKX, "
         "trading-system-engine) as local processes; the exchange restarts mid-trading.",
-        markup=False,
     )
-    console.print(f"demo: {scenario}", markup=False)
+    terminal.line(f"demo: {scenario}")
     code, results = await run_files_with_results([scenario], overrides, seed, reports_dir)
     for result in results:
-        console.print(_verdict(result), markup=False)
+        terminal.line(_verdict(result))
         html = result.run_dir / HTML_REPORT
         if html.is_file():
-            console.print(f"demo: HTML report: {html}", markup=False)
+            terminal.line(f"demo: HTML report: {html}")
     return code
 
 

@@ -11,11 +11,8 @@ import asyncio
 import contextlib
 import os
 import signal
-import sys
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-
-from rich.console import Console
 
 from test_coordinator.engine.executor import (
     RunControl,
@@ -27,6 +24,7 @@ from test_coordinator.engine.executor import (
 from test_coordinator.engine.ports import EngineDeps
 from test_coordinator.engine.results import Outcome, RunResult
 from test_coordinator.ports.storage import RunStore
+from test_coordinator.reporting.terminal import Terminal, terminal_for_stdout
 from test_coordinator.scenario.audit import AUDIT_URL_ENV
 from test_coordinator.scenario.loader import LoadedScenario, load_scenario, scenario_files
 from test_coordinator.scenario.problems import ScenarioInvalid
@@ -89,24 +87,14 @@ async def open_store() -> AsyncIterator[RunStore]:
         await adapter.close()
 
 
-PLAIN_WIDTH = 140
-"""Columns for tables when stdout is not a terminal (CI logs are wide)."""
-
-
-def console_for_stdout() -> Console:
-    if sys.stdout.isatty():
-        return Console(highlight=False)
-    return Console(highlight=False, width=PLAIN_WIDTH)
-
-
 def _load_all(
-    paths: list[Path], overrides: Mapping[str, str], console: Console
+    paths: list[Path], overrides: Mapping[str, str], terminal: Terminal
 ) -> list[LoadedScenario] | None:
     from test_coordinator.entrypoints.scenario_text import unknown_overrides_ok
 
     files = scenario_files(paths)
     if not files:
-        console.print("no scenario files found (*.yaml, *.yml, *.json)")
+        terminal.line("no scenario files found (*.yaml, *.yml, *.json)")
         return None
     loaded, invalid = [], False
     for file in files:
@@ -115,7 +103,7 @@ def _load_all(
         except ScenarioInvalid as exc:
             invalid = True
             for problem in exc.problems:
-                console.print(str(problem), markup=False)
+                terminal.line(str(problem))
     if invalid:
         return None
     declared = {name for item in loaded for name in item.declared_vars}
@@ -147,11 +135,11 @@ async def run_files_with_results(
     overrides: Mapping[str, str],
     seed: int | None,
     reports_dir: Path,
-    console: Console | None = None,
+    terminal: Terminal | None = None,
 ) -> tuple[int, list[RunResult]]:
     """Validate every file, then run each; the exit code and the results of the runs."""
-    console = console or console_for_stdout()
-    validated = _load_all(paths, overrides, console)
+    terminal = terminal or terminal_for_stdout()
+    validated = _load_all(paths, overrides, terminal)
     if validated is None:
         return EXIT_USAGE, []
     from test_coordinator.engine.wiring import runtime_deps
@@ -160,17 +148,17 @@ async def run_files_with_results(
     try:
         async with open_store() as store, runtime_deps(store) as deps:
             report = await recover_and_report(store, deps)
-            print_recovery(console, report, quiet_if_empty=True)
-            results = await _run_all(validated, overrides, seed, reports_dir, deps, console)
+            print_recovery(terminal, report, quiet_if_empty=True)
+            results = await _run_all(validated, overrides, seed, reports_dir, deps, terminal)
     except StoreUnavailable as exc:
-        console.print(f"test-coordinator: {exc}", style="red")
+        terminal.line(f"test-coordinator: {exc}", "red")
         return exc.code, []
     if results:
         from test_coordinator.reporting.junit import write_junit
 
         combined = write_junit(results, reports_dir / COMBINED_JUNIT)
         if len(results) > 1:
-            console.print(f"{len(results)} scenarios; combined JUnit report: {combined}")
+            terminal.line(f"{len(results)} scenarios; combined JUnit report: {combined}")
     return exit_code(results), results
 
 
@@ -180,7 +168,7 @@ async def _run_all(
     seed: int | None,
     reports_dir: Path,
     deps: EngineDeps,
-    console: Console,
+    terminal: Terminal,
 ) -> list[RunResult]:
     from test_coordinator.reporting import write_run_reports
     from test_coordinator.reporting.terminal import Progress, print_summary
@@ -194,7 +182,7 @@ async def _run_all(
     def on_signal(name: str) -> None:
         stop_requested.append(name)
         if current and not current[0].interrupt(name):
-            console.print(f"{name}: still undoing faults and stopping services; please wait")
+            terminal.line(f"{name}: still undoing faults and stopping services; please wait")
 
     installed = []
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -221,13 +209,13 @@ async def _run_all(
                 reports_dir=reports_dir,
                 audit_url=os.environ.get(AUDIT_URL_ENV) or None,
             )
-            with Progress(console, loaded.name) as progress:
+            with Progress(terminal, loaded.name) as progress:
                 result = await run_scenario(
                     loaded, deps, options, control=control, listeners=(progress,)
                 )
             current.clear()
             report_paths = write_run_reports(result)
-            print_summary(console, result, report_paths)
+            print_summary(terminal, result, report_paths)
             results.append(result)
     finally:
         for sig in installed:
