@@ -4,6 +4,7 @@ Usage::
 
     python tiny_server.py --port 8081 [--name orders] [--host 127.0.0.1]
                           [--unhealthy-for-ms 500] [--unhealthy-until MONOTONIC_S]
+                          [--split-writes]
 
 Endpoints (HTTP/1.1, keep-alive):
 
@@ -17,6 +18,10 @@ Endpoints (HTTP/1.1, keep-alive):
   in any process on the machine reads the same clock), so that a benchmark knows
   exactly when the service becomes healthy again. ``for_ms=0`` makes it healthy.
 
+``--split-writes`` answers as Python's http.server does: the head and the body in
+two writes, with Nagle's algorithm on, so a client that delays its ACK of the head
+waits for the body (what benchmarks use to show a client does not).
+
 It prints ``tiny-server NAME listening on PORT`` once it accepts connections (the
 port is the real one when ``--port 0`` was asked), and ``tiny-server NAME
 stopping`` on SIGTERM or SIGINT, after which it exits with status 0.
@@ -28,6 +33,7 @@ import argparse
 import asyncio
 import json
 import signal
+import socket
 import sys
 import time
 from urllib.parse import parse_qs, urlsplit
@@ -43,8 +49,9 @@ REASONS = {
 
 
 class TinyServer:
-    def __init__(self, name: str, unhealthy_until: float) -> None:
+    def __init__(self, name: str, unhealthy_until: float, *, split_writes: bool = False) -> None:
         self.name = name
+        self.split_writes = split_writes
         self.started_at = time.monotonic()
         self.unhealthy_until = unhealthy_until
         self.requests: dict[str, int] = {}
@@ -61,6 +68,10 @@ class TinyServer:
         if task is not None:
             self.handlers.add(task)
         self.connections.add(writer)
+        if self.split_writes:
+            sock = writer.get_extra_info("socket")
+            if sock is not None:  # asyncio turns Nagle off; http.server leaves it on
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
         try:
             while True:
                 try:
@@ -151,8 +162,8 @@ class TinyServer:
         ]
         return "\n".join(lines) + "\n"
 
-    @staticmethod
     def respond(
+        self,
         writer: asyncio.StreamWriter,
         status: int,
         content_type: str,
@@ -166,7 +177,11 @@ class TinyServer:
             f"Content-Length: {len(body)}\r\n"
             f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
         )
-        writer.write(head.encode("latin-1") + body)
+        if self.split_writes:
+            writer.write(head.encode("latin-1"))
+            writer.write(body)
+        else:
+            writer.write(head.encode("latin-1") + body)
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -175,7 +190,7 @@ async def serve(args: argparse.Namespace) -> None:
         unhealthy_until = args.unhealthy_until
     else:
         unhealthy_until = now + args.unhealthy_for_ms / 1000.0
-    app = TinyServer(args.name, unhealthy_until)
+    app = TinyServer(args.name, unhealthy_until, split_writes=args.split_writes)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -216,6 +231,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=float,
         default=None,
         help="answer /health with 503 until this moment of the monotonic clock (seconds)",
+    )
+    parser.add_argument(
+        "--split-writes",
+        action="store_true",
+        help="write head and body separately with Nagle on, as Python's http.server does",
     )
     return parser.parse_args(argv)
 
