@@ -1,0 +1,220 @@
+"""The netfault proxy: listen on a port, forward each connection to one upstream, apply faults.
+
+    proxy = NetfaultProxy(("127.0.0.1", 0), ("127.0.0.1", 6379))
+    await proxy.start()                       # proxy.port is the port it listens on
+    proxy.set_fault("slow", Latency(ms=20))   # takes effect at once, on open connections too
+    proxy.clear_fault("slow")                 # its stats, or None if no such fault
+    await proxy.close()
+
+Faults are kept in a table by id; whenever it changes (a set, a clear, a pulse
+switching) the proxy rebuilds its plans (:mod:`plan`) and tells every open
+connection. Setting an id again replaces the fault (and its stats).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from test_coordinator.netfault.active import ActiveFault, FaultStats
+from test_coordinator.netfault.errors import FaultSpecError
+from test_coordinator.netfault.link import Link, side_classes
+from test_coordinator.netfault.listener import Listener
+from test_coordinator.netfault.model import Fault, LossAction, Pulse
+from test_coordinator.netfault.plan import ConnectPlan, FlowPlan, Plans, build_plans
+from test_coordinator.netfault.pulse import PulseDriver
+from test_coordinator.netfault.timers import make_timers
+
+MAX_FAULT_ID = 200
+READ_SIZE = 256 * 1024
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class NetfaultProxy:
+    def __init__(self, listen: tuple[str, int], upstream: tuple[str, int]) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.upstream = upstream
+        # Read by the data path on every chunk: 0 upstream, 1 downstream.
+        self.flow_plans: tuple[FlowPlan | None, FlowPlan | None] = (None, None)
+        self.bytes_in = [0, 0]
+        self.read_buffer = memoryview(bytearray(READ_SIZE))  # shared by every connection
+        self.timers = make_timers(self.loop)  # the delay queues'
+        self.connect_plan = ConnectPlan()
+        self.accepted = 0
+        self.upstream_failures = 0
+        self.last_upstream_error: str | None = None
+        self.links: set[Link] = set()
+        self._held: set[Link] = set()  # accepted during a partition, not yet connected upstream
+        self._faults: dict[str, ActiveFault] = {}
+        self._pulses: dict[str, PulseDriver] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        client_side, self.upstream_side = side_classes(self.loop)
+        self._listener = Listener(self.loop, listen[0], listen[1], lambda: client_side(self))
+
+    @property
+    def port(self) -> int:
+        return self._listener.port
+
+    async def start(self) -> int:
+        """Listen; the port. OSError if the address cannot be listened on."""
+        return await self._listener.open()
+
+    async def close(self) -> None:
+        """Stop listening, stop every pulse, close every connection."""
+        await self._listener.close()
+        for driver in self._pulses.values():
+            driver.stop()
+        self._pulses.clear()
+        for link in [*self.links, *self._held]:
+            link.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.timers.close()
+
+    # --- the fault table ----------------------------------------------------------
+
+    def set_fault(self, fault_id: str, fault: Fault, pulse: Pulse | None = None) -> bool:
+        """Apply ``fault`` under ``fault_id`` (pulsed if ``pulse``); whether it replaced one."""
+        if not fault_id or len(fault_id) > MAX_FAULT_ID:
+            raise FaultSpecError(f"a fault id is 1 to {MAX_FAULT_ID} characters")
+        replaced = self._remove(fault_id) is not None
+        entry = ActiveFault(fault_id, fault, pulse)
+        self._faults[fault_id] = entry
+        if pulse is not None:
+            driver = PulseDriver(self.loop, entry, self._refresh)
+            self._pulses[fault_id] = driver
+            driver.start()
+        self._refresh()
+        return replaced
+
+    def clear_fault(self, fault_id: str) -> FaultStats | None:
+        """Undo the fault set under ``fault_id``; what it did, or None if there was none."""
+        entry = self._remove(fault_id)
+        if entry is None:
+            return None
+        self._refresh()
+        return entry.stats
+
+    def clear_all(self) -> list[str]:
+        """Undo every fault; their ids."""
+        cleared = [fault_id for fault_id in list(self._faults) if self._remove(fault_id)]
+        self._refresh()
+        return cleared
+
+    @property
+    def faults(self) -> list[ActiveFault]:
+        return list(self._faults.values())
+
+    def _remove(self, fault_id: str) -> ActiveFault | None:
+        driver = self._pulses.pop(fault_id, None)
+        if driver is not None:
+            driver.stop()
+        return self._faults.pop(fault_id, None)
+
+    def _refresh(self) -> None:
+        plans = build_plans(self._faults.values())
+        flows_changed = plans.flows() != self.flow_plans
+        self.flow_plans = plans.flows()
+        self.connect_plan = plans.connect
+        self._apply(plans, flows_changed)
+
+    def _apply(self, plans: Plans, flows_changed: bool) -> None:
+        connect = plans.connect
+        for link in list(self.links):
+            if connect.reset:
+                self._reset(link, connect.reset)
+            elif flows_changed:  # a pulsed reset or refuse switching leaves the flows alone
+                link.replan(plans)
+        if connect.reset:
+            for link in list(self._held):
+                self._reset(link, connect.reset)
+        elif not connect.hold_new:
+            for link in list(self._held):
+                self._held.discard(link)
+                self.links.add(link)
+                link.connect()
+        else:
+            for link in self._held:
+                for entry in connect.hold_new:
+                    entry.touch(link.touched)
+        self._listener.want(not connect.refuse)
+
+    # --- connections ----------------------------------------------------------------
+
+    def accept(self, transport: asyncio.Transport) -> Link:
+        """A client connected: apply the connection faults, else connect it upstream."""
+        self.accepted += 1
+        link = Link(self, transport)
+        plan = self.connect_plan
+        if plan.reset:
+            self._reset(link, plan.reset)
+            return link
+        for entry, loss in plan.loss:
+            if entry.rng.random() < loss.probability:
+                entry.touch(link.touched)
+                if loss.how is LossAction.CLOSE:
+                    entry.stats.closes += 1
+                    link.close()
+                else:
+                    entry.stats.resets += 1
+                    link.reset()
+                return link
+        if plan.hold_new:
+            for entry in plan.hold_new:
+                entry.touch(link.touched)
+            self._held.add(link)
+            return link
+        self.links.add(link)
+        link.replan(Plans(*self.flow_plans, plan))
+        link.connect()
+        return link
+
+    def forget(self, link: Link) -> None:
+        self.links.discard(link)
+        self._held.discard(link)
+
+    def upstream_failed(self, link: Link, exc: BaseException) -> None:
+        """The upstream could not be reached: the client gets an RST (the nearest to a refusal)."""
+        self.upstream_failures += 1
+        self.last_upstream_error = str(exc) or type(exc).__name__
+        link.reset()
+
+    def track(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _reset(self, link: Link, faults: tuple[ActiveFault, ...]) -> None:
+        for entry in faults:
+            entry.touch(link.touched)
+            entry.stats.resets += 1
+        link.reset()
+
+    # --- reports ----------------------------------------------------------------------
+
+    def state(self) -> dict[str, object]:
+        return {
+            "listen": _address(self._listener.host, self.port),
+            "upstream": _address(*self.upstream),
+            "listening": self._listener.listening,
+            "listen_error": self._listener.error,
+            "connections": len(self.links) + len(self._held),
+            "faults": [entry.to_json() for entry in self._faults.values()],
+        }
+
+    def stats(self) -> dict[str, object]:
+        every = [*self.links, *self._held]
+        return {
+            "connections_accepted": self.accepted,
+            "connections_open": len(every),
+            "connections_held": len(self._held),
+            "bytes_upstream": self.bytes_in[0],
+            "bytes_downstream": self.bytes_in[1],
+            "buffered_bytes": sum(link.buffered_bytes for link in every),
+            "upstream_failures": self.upstream_failures,
+            "last_upstream_error": self.last_upstream_error,
+            "faults": {entry.fault_id: entry.stats.to_json() for entry in self._faults.values()},
+        }
