@@ -94,6 +94,7 @@ def assert_nothing_left(cli: Cli) -> None:
         "trading-engine-kill",
         "exchange-pause",
         "audit-correlator-restart",
+        "exchange-partition-during-trading",
     ],
 )
 def test_each_trading_scenario_passes(cli: Cli, name: str) -> None:
@@ -118,6 +119,11 @@ def test_each_trading_scenario_passes(cli: Cli, name: str) -> None:
         assert 2 == len(engine_starts) and share["since_ms"] == engine_starts[-1]
         assert [float(share["acknowledged"])] == metric_values(data, "orders_acknowledged_total")
         assert share["sent"] < orders["sent"]
+    if name == "exchange-partition-during-trading":
+        [cut] = [e["data"] for e in data["events"] if e["kind"] == "network.fault_cleared"]
+        assert cut["service"] == "exchange-link" and cut["stats"]["connections"] > 0
+        steps = {step["name"]: step for step in data["steps"]}
+        assert steps["the engine notices the exchange is gone"]["status"] == "passed"
     assert_nothing_left(cli)
 
 

@@ -145,7 +145,7 @@ async def test_refusals_double_the_gap_up_to_the_ceiling() -> None:
     # the last would be 320 ms). Lateness of a busy machine is allowed, not earliness.
     assert len(gaps) == 5
     assert gaps[0] >= 0.019 and all(g >= 0.039 for g in gaps[1:]), gaps
-    assert all(g < 0.075 for g in gaps), gaps
+    assert gaps[-1] < 0.2, gaps  # uncapped: 320 ms
 
 
 async def test_no_answer_is_not_a_refusal_and_does_not_back_off() -> None:

@@ -51,6 +51,10 @@ class RunContext:
     """Where a service's log stood when a step started, by (step name, service)."""
     loads: dict[str, LoadRunner] = field(default_factory=dict)
     current_step: str = "setup"
+    network_faults: dict[str, Any] = field(default_factory=dict)
+    """Network faults set and not yet healed, by fault id (faults.network_acting.NetworkFault)."""
+    untouched_faults: list[str] = field(default_factory=list)
+    """Network faults that touched nothing when healed: the run fails on them."""
 
     def undo_action(self, kind: UndoKind, service: str) -> UndoAction:
         """The undo of a fault on ``service`` (or of its creation), as it is now."""

@@ -53,7 +53,12 @@ from test_coordinator.engine.results import (
 from test_coordinator.engine.steps import run_steps
 from test_coordinator.engine.tasks import gather_first_error, run_to_completion
 from test_coordinator.engine.undo import UndoLedger
-from test_coordinator.engine.undo_actions import UndoAction, perform
+from test_coordinator.engine.undo_actions import (
+    UndoAction,
+    UndoKind,
+    heal_network_fault,
+    perform,
+)
 from test_coordinator.engine.undo_verify import health_verifier
 from test_coordinator.faults.acting import record_started, start_service
 from test_coordinator.ports.storage import RunRecord, RunStatus
@@ -436,6 +441,8 @@ class _Run:
             self._escalate(
                 "undo failed: " + "; ".join(f"{u.action} {u.service}: {u.detail}" for u in failed)
             )
+        if ctx.untouched_faults:
+            self._end(Outcome.FAILED, "; ".join(ctx.untouched_faults))
         await ctx.audit.close()  # before the services stop: the correlator may be one of them
         try:
             await ctx.targets.close()
@@ -446,6 +453,13 @@ class _Run:
         self.journal.record("cleanup.finished")
 
     async def _undo(self, ctx: RunContext, action: UndoAction) -> str:
+        if action.kind is UndoKind.HEAL:
+            from test_coordinator.faults.network_acting import note_healed
+
+            healed = await heal_network_fault(action, ctx.targets)
+            note_healed(ctx, action, healed)
+            return healed.detail
+
         def restoring(action: UndoAction) -> None:
             ctx.recoveries.restored(
                 action.service, action.kind.value, RESTORED_BY_UNDO, self.clock.now_s()

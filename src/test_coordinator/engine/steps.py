@@ -15,6 +15,7 @@ from test_coordinator.engine.tasks import first_error
 from test_coordinator.faults import ACTIONS
 from test_coordinator.runtime.polling import DeadlineExceeded, wait_until
 from test_coordinator.scenario.durations import format_duration
+from test_coordinator.scenario.network import linking_proxies
 from test_coordinator.scenario.probes import Condition
 from test_coordinator.scenario.steps import (
     AlwaysStep,
@@ -22,6 +23,7 @@ from test_coordinator.scenario.steps import (
     BackgroundStep,
     ExpectStep,
     ParallelStep,
+    PartitionStep,
     ProbeStep,
     StepBase,
     WaitStep,
@@ -294,6 +296,28 @@ async def _group(
             group.create_task(child(index, inner))
 
 
+async def _partition(
+    ctx: RunContext, step_id: str, step: PartitionStep, targets: tuple[str, ...]
+) -> Any:
+    from test_coordinator.faults.network_acting import set_network_fault
+
+    spec = step.partition
+    proxies = linking_proxies(ctx.loaded.model.services, spec.between, spec.and_)
+    if not proxies:
+        raise StepFailed("no proxy service links the two sides (give the proxies to: and clients:)")
+    cut = {"kind": "partition", "direction": "both"}
+
+    async def each(service: str) -> None:
+        await set_network_fault(
+            ctx, step_id, service, cut, pulse=None, allow_untouched=spec.allow_untouched
+        )
+
+    async with asyncio.TaskGroup() as group:  # both ways at once
+        for service in proxies:
+            group.create_task(each(service))
+    return {"proxies": list(proxies)}
+
+
 _HANDLERS: dict[str, Handler] = {
     **{key: action.inject for key, action in ACTIONS.items()},
     "wait": _wait,
@@ -301,5 +325,6 @@ _HANDLERS: dict[str, Handler] = {
     "always": _always,
     "probe": _probe,
     "background": _background,
+    "partition": _partition,
     "parallel": _parallel,
 }

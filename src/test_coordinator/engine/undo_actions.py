@@ -1,13 +1,16 @@
 """Undo actions: what restores a target, recorded before the fault, performed and verified.
 
-Three actions cover every fault and every service a run creates:
+Four actions cover every fault and every service a run creates:
 
 * ``resume``: unfreeze the incarnation that was paused (or stopped by a signal);
   done once no part of it is seen frozen;
 * ``start``: start the service again; done once it runs and its health probe
   answers within its ``start_timeout``;
 * ``remove``: remove what the run created for the service (its processes, its
-  container); done once nothing of it is left.
+  container); done once nothing of it is left;
+* ``heal``: clear a network fault from the proxy it was set on (its control socket
+  and the fault's id are the handle); done once the proxy no longer has it, or
+  the proxy is gone.
 
 An action carries everything needed to build the service's backend again (the
 service's section of the scenario, the run's id and log folder) and the handle
@@ -21,15 +24,19 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from test_coordinator.targets.port import TargetSpec, TargetState
+
+if TYPE_CHECKING:
+    from test_coordinator.netfault.heal import Healed
 
 
 class UndoKind(StrEnum):
     RESUME = "resume"
     START = "start"
     REMOVE = "remove"
+    HEAL = "heal"
 
 
 class UndoFailed(Exception):
@@ -114,6 +121,8 @@ async def perform(
     service = action.service
     if action.kind is UndoKind.REMOVE:
         return await targets.remove(service)
+    if action.kind is UndoKind.HEAL:
+        return (await heal_network_fault(action, targets)).detail
     state = targets.state(service)
     if action.kind is UndoKind.RESUME:
         if state not in (TargetState.PAUSED, TargetState.RUNNING):
@@ -148,3 +157,20 @@ def superseded(action: UndoAction, pending: list[UndoAction]) -> str | None:
     ):
         return f"superseded: {action.service} is removed with the run"
     return None
+
+
+async def heal_network_fault(action: UndoAction, targets: Targets) -> Healed:
+    """Clear the network fault ``action`` names (its handle: the control socket and id)."""
+    from pathlib import Path
+
+    from test_coordinator.netfault.heal import HealFailed, heal
+
+    gone = targets.state(action.service) in (TargetState.EXITED, TargetState.NOT_STARTED)
+    try:
+        return await heal(
+            Path(str(action.handle["control"])), str(action.handle["fault_id"]), proxy_gone=gone
+        )
+    except HealFailed as exc:
+        raise UndoFailed(f"{action.service}: {exc}") from None
+    except KeyError as exc:
+        raise UndoFailed(f"{action.service}: the undo record has no {exc}") from None

@@ -14,7 +14,7 @@ engine) is imported when a fault is injected, so ``validate`` stays fast.
 
 from __future__ import annotations
 
-from test_coordinator.faults import kill, pause, restart, resume, start, stop
+from test_coordinator.faults import heal, kill, network, pause, restart, resume, start, stop
 from test_coordinator.faults.base import TargetAction
 
 ACTIONS: dict[str, TargetAction] = {
@@ -26,6 +26,8 @@ ACTIONS: dict[str, TargetAction] = {
         kill.ACTION,
         pause.ACTION,
         resume.ACTION,
+        network.ACTION,
+        heal.ACTION,
     )
 }
 """Every step kind that acts on targets, by its key in a scenario."""

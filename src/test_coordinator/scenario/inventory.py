@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from test_coordinator.scenario.probes import ProbeSpec
-from test_coordinator.scenario.types import Duration, ServiceList, Strict, Text
+from test_coordinator.scenario.types import Duration, ServiceList, ServiceName, Strict, Text
 
 DEFAULT_START_TIMEOUT_S = 30.0
 DEFAULT_STOP_GRACE_S = 5.0
@@ -103,9 +103,33 @@ class DockerRun(Strict):
         return self
 
 
+class ProxyRun(Strict):
+    """A network fault proxy the run starts: it listens on ``host:listen`` and forwards each
+    connection to ``upstream``. Dependents are pointed at ``listen`` (through variables);
+    ``network`` and ``partition`` steps then break the link.
+
+    ``to`` names the service behind it, ``clients`` the services that connect through
+    it: a ``partition`` between two sets of services cuts the proxies that link them.
+    """
+
+    listen: int = Field(ge=1, le=65535)
+    host: Text = "127.0.0.1"
+    upstream: Text
+    to: ServiceName | None = None
+    clients: ServiceList | None = None
+
+    @field_validator("upstream")
+    @classmethod
+    def _host_and_port(cls, value: str) -> str:
+        host, colon, port = value.rpartition(":")
+        if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"{value!r} is not HOST:PORT")
+        return value
+
+
 class Service(Strict):
-    """One service: how it runs (``process`` or ``docker``), how to tell it is healthy,
-    where its metrics are.
+    """One service: how it runs (``process``, ``docker`` or ``proxy``), how to tell it is
+    healthy, where its metrics are.
 
     A service with neither is only observed: probes and checks may read it, but
     no step may start, stop or signal it. ``kubernetes`` is reserved for the
@@ -114,8 +138,10 @@ class Service(Strict):
 
     process: ProcessRun | None = None
     docker: DockerRun | None = None
+    proxy: ProxyRun | None = None
     kubernetes: dict[str, Any] | None = None
     health: ProbeSpec
+    """Required, except for a ``proxy``: a TCP connect to its listen port."""
     metrics_url: Text | None = None
     log: Text | None = None
     autostart: bool = True
@@ -132,19 +158,35 @@ class Service(Strict):
             )
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _proxy_health(cls, data: Any) -> Any:
+        proxy = data.get("proxy") if isinstance(data, dict) else None
+        if isinstance(proxy, dict) and "health" not in data and "listen" in proxy:
+            host = proxy.get("host", "127.0.0.1")
+            return {**data, "health": {"tcp": {"host": host, "port": proxy["listen"]}}}
+        return data
+
     @model_validator(mode="after")
     def _one_kind(self) -> Service:
-        if self.process is not None and self.docker is not None:
-            raise ValueError("a service runs either as a process or as a docker container")
+        kinds = [k for k in ("process", "docker", "proxy") if getattr(self, k) is not None]
+        if len(kinds) > 1:
+            raise ValueError(
+                f"a service runs one way: a process, a docker container or a proxy; "
+                f"found {', '.join(kinds)}"
+            )
         return self
 
     @property
     def kind(self) -> str | None:
-        """``process`` or ``docker``: the backend that runs it; None when only observed."""
+        """``process``, ``docker`` or ``proxy``: the backend that runs it; None when only
+        observed."""
         if self.process is not None:
             return "process"
         if self.docker is not None:
             return "docker"
+        if self.proxy is not None:
+            return "proxy"
         return None
 
     @property
@@ -154,6 +196,6 @@ class Service(Strict):
 
     @property
     def run_config(self) -> dict[str, Any]:
-        """The ``process:`` or ``docker:`` section as plain JSON (for the target backends)."""
-        section = self.process if self.process is not None else self.docker
+        """The ``process:``, ``docker:`` or ``proxy:`` section as plain JSON (for the backends)."""
+        section = self.process or self.docker or self.proxy
         return section.model_dump(mode="json", by_alias=True) if section is not None else {}

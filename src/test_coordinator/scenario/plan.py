@@ -11,6 +11,8 @@ from test_coordinator.scenario.loader import BUILTIN_VARIABLES, LoadedScenario
 from test_coordinator.scenario.probes import describe_probe
 from test_coordinator.scenario.timeline import choose_targets, plan_steps, step_names
 
+NETWORK_KINDS = frozenset({"network", "partition"})
+
 
 def render_plan(loaded: LoadedScenario, seed: int | None) -> str:
     model = loaded.model
@@ -49,8 +51,14 @@ def render_plan(loaded: LoadedScenario, seed: int | None) -> str:
                 if docker.container is not None
                 else f"docker: a container of image {docker.image}, created and removed by the run"
             )
+        elif service.proxy is not None:
+            proxy = service.proxy
+            how = f"proxy: listens on {proxy.host}:{proxy.listen}, forwards to {proxy.upstream}"
+            if proxy.to is not None:
+                how += f" ({proxy.to}"
+                how += f", for {', '.join(proxy.clients)})" if proxy.clients else ")"
         else:
-            how = "observed only (no process: or docker:)"
+            how = "observed only (no process:, docker: or proxy:)"
         lines.append(f"  {name}: {how}")
         lines.append(f"    health: {describe_probe(service.health)}")
         if service.metrics_url:
@@ -82,7 +90,9 @@ def render_plan(loaded: LoadedScenario, seed: int | None) -> str:
         note = ""
         if getattr(spec, "random", False):
             note = f"  [random from {', '.join(spec.services)}]"  # type: ignore[union-attr]
-        if item.kind in FAULT_KINDS:
+        if item.kind in NETWORK_KINDS:
+            note += "  [network fault: heal recorded first; what it did is reported]"
+        elif item.kind in FAULT_KINDS:
             note += f"  [fault: undo ({ACTIONS[item.kind].undo}) recorded first; recovery measured]"
             if model.audit is not None:
                 note += "  [reported to the audit correlator]"

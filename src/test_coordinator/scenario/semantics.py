@@ -15,6 +15,7 @@ from test_coordinator.scenario.checks import (
     check_kind,
 )
 from test_coordinator.scenario.model import Scenario
+from test_coordinator.scenario.network import linking_proxies
 from test_coordinator.scenario.probes import Condition
 from test_coordinator.scenario.problems import ScenarioProblem
 from test_coordinator.scenario.source import Path, SourceTree
@@ -26,6 +27,8 @@ from test_coordinator.scenario.steps import (
     BackgroundStep,
     ExpectStep,
     ParallelStep,
+    PartitionSpec,
+    PartitionStep,
     ProbeStep,
     StepBase,
     WaitStep,
@@ -33,6 +36,8 @@ from test_coordinator.scenario.steps import (
     targets_of,
 )
 from test_coordinator.scenario.variables import references
+
+PROXY_KINDS = ("network", "heal")
 
 
 def walk_steps(
@@ -91,6 +96,27 @@ class _Checker:
                 path,
                 f"service '{name}' is only observed (no process: or docker:): steps may probe "
                 "it but not start, stop or signal it; allowed: services with process: or docker:",
+            )
+
+    def _proxy(self, path: Path, name: str, kind: str) -> None:
+        service = self.scenario.services.get(name)
+        if service is not None and service.managed and service.proxy is None:
+            proxies = [n for n, s in self.scenario.services.items() if s.proxy is not None]
+            self.report(
+                path,
+                f"'{kind}' acts on proxy services; '{name}' is not one; allowed: "
+                + (", ".join(proxies) or "none declared (a service with proxy:)"),
+            )
+
+    def _partition(self, path: Path, spec: PartitionSpec) -> None:
+        for side, names in (("between", spec.between), ("and", spec.and_)):
+            for name in names:
+                self._service((*path, side), name)
+        if not linking_proxies(self.scenario.services, spec.between, spec.and_):
+            self.report(
+                path,
+                "no proxy service links the two sides; a proxy links them when its to: names a "
+                "service of one side and its clients: (or anyone) include one of the other",
             )
 
     def _condition(self, path: Path, condition: Condition) -> None:
@@ -158,6 +184,8 @@ class _Checker:
         if targets is not None:
             for name in targets.services:
                 self._service((*path, kind), name, managed=True)
+                if kind in PROXY_KINDS:
+                    self._proxy((*path, kind), name, kind)
         self._timeouts(path, step)
         captured: set[str] = set()
         if isinstance(step, ExpectStep | ProbeStep):
@@ -175,6 +203,8 @@ class _Checker:
             self._condition((*path, kind), step.always)
         elif isinstance(step, BackgroundStep) and step.background.always is not None:
             self._condition((*path, kind, "always"), step.background.always)
+        elif isinstance(step, PartitionStep):
+            self._partition((*path, kind), step.partition)
         elif isinstance(step, ParallelStep):
             for child_index, child in enumerate(step.parallel):
                 captured |= self._step((*path, "parallel", child_index), child)

@@ -17,6 +17,7 @@ from test_coordinator.scenario.probes import Condition
 from test_coordinator.scenario.step_base import StepBase
 from test_coordinator.scenario.types import (
     Duration,
+    ServiceList,
     Strict,
     Targets,
     Text,
@@ -32,6 +33,7 @@ DEFAULT_TIMEOUTS_S = {
     **{key: action.default_timeout_s for key, action in ACTIONS.items()},
     "probe": 15.0,
     "background": 5.0,
+    "partition": 10.0,
 }
 
 
@@ -148,6 +150,28 @@ class BackgroundStep(StepBase):
     background: BackgroundSpec
 
 
+class PartitionSpec(Strict):
+    """Two sets of services to cut apart, both ways at once, through the proxies that link
+    them (a proxy ``to`` one side, used by ``clients`` on the other, or by anyone)."""
+
+    between: ServiceList
+    and_: ServiceList = Field(alias="and")
+    allow_untouched: bool = False
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> PartitionSpec:
+        both = sorted(set(self.between) & set(self.and_))
+        if both:
+            raise ValueError(f"{', '.join(both)}: on both sides of the partition")
+        return self
+
+
+class PartitionStep(StepBase):
+    """Cut ``between`` from ``and`` until a ``heal`` of the proxies, or the run's end."""
+
+    partition: PartitionSpec
+
+
 class ParallelStep(StepBase):
     """Runs its steps at the same time; the first failure cancels the others."""
 
@@ -161,6 +185,7 @@ STEP_TYPES: dict[str, type[StepBase]] = {
     "always": AlwaysStep,
     "probe": ProbeStep,
     "background": BackgroundStep,
+    "partition": PartitionStep,
     "parallel": ParallelStep,
 }
 STEP_KINDS = tuple(STEP_TYPES)

@@ -22,7 +22,17 @@ def _docker(specs: Mapping[str, TargetSpec], scope: RunScope) -> TargetBackend:
     return DockerBackend(specs, scope)
 
 
-BACKENDS: dict[str, BackendConstructor] = {"process": _process, "docker": _docker}
+def _proxy(specs: Mapping[str, TargetSpec], scope: RunScope) -> TargetBackend:
+    from test_coordinator.targets.proxy import proxy_backend
+
+    return proxy_backend(specs, scope)
+
+
+BACKENDS: dict[str, BackendConstructor] = {
+    "process": _process,
+    "docker": _docker,
+    "proxy": _proxy,
+}
 """Backend constructors by service kind; imported lazily, so a run pays only for its kinds."""
 
 
