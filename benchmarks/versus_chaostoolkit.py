@@ -9,7 +9,12 @@ as both tools do by default), then N HTTP probe steps.
 Each case runs as a whole process, interleaved A/B, and reports the median wall time
 of ``--reps`` runs and, for the runs, the peak RSS (wait4's ru_maxrss: the largest
 of the process and its children). The per-probe-step cost is
-(run of 50 - run of 1) / 49, from the medians.
+(run of 50 - run of 1) / 49, from the medians. The runs of 50 probes are made
+against two servers: Python's http.server (head and body in two writes) and
+scenarios/examples/tiny_server.py (one write).
+
+Both tools run as users run them: with their byte code cached (the environment's
+PYTHONDONTWRITEBYTECODE, which some CI images set, is dropped for both).
 
     .venv/bin/python benchmarks/versus_chaostoolkit.py [--reps 11] [--steps 50]
 """
@@ -29,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CTK_VENV = Path(tempfile.gettempdir()) / "ctk-venv"
+TINY_SERVER = Path(__file__).resolve().parents[1] / "scenarios" / "examples" / "tiny_server.py"
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 CTK_REQUIREMENT = "chaostoolkit==1.19.*"
 TC = Path(sys.executable).with_name("test-coordinator")
 
@@ -116,7 +123,7 @@ class Sample:
 def run_once(argv: Sequence[str], cwd: Path) -> Sample:
     with open(cwd / "last-output.txt", "wb") as out:
         started = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=ENV)
         _, status, usage = os.wait4(proc.pid, 0)
         wall_ms = (time.perf_counter() - started) * 1000.0
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -136,15 +143,25 @@ def main() -> None:
     server = subprocess.Popen(
         [sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True, bufsize=1
     )
+    once = subprocess.Popen(
+        [sys.executable, str(TINY_SERVER), "--port", "0", "--name", "once"],
+        stdout=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+    )
     try:
-        assert server.stdout is not None
+        assert server.stdout is not None and once.stdout is not None
         url = f"http://127.0.0.1:{int(server.stdout.readline())}/health"
+        once_url = f"http://127.0.0.1:{int(once.stdout.readline().split()[-1])}/health"
         with tempfile.TemporaryDirectory(prefix="tc-vs-ctk-") as tmp:
             work = Path(tmp)
             for steps in (1, args.steps):
                 experiment = ctk_experiment(url, steps)
                 (work / f"exp-{steps}.json").write_text(json.dumps(experiment, indent=2))
                 (work / f"scenario-{steps}.yaml").write_text(tc_scenario(url, steps))
+            experiment = ctk_experiment(once_url, args.steps)
+            (work / "exp-once.json").write_text(json.dumps(experiment, indent=2))
+            (work / "scenario-once.yaml").write_text(tc_scenario(once_url, args.steps))
             ctk = [str(chaos), "--no-version-check", "--settings", str(work / "ctk-settings.yaml")]
             tc = [str(TC)]
             reports = ["--reports-dir", str(work / "reports")]
@@ -164,6 +181,10 @@ def main() -> None:
                     [*ctk, "run", *journal, str(work / f"exp-{n}.json")],
                     [*tc, "run", *reports, str(work / f"scenario-{n}.yaml")],
                 ),
+                f"run, {n} probes, one write": (
+                    [*ctk, "run", *journal, str(work / "exp-once.json")],
+                    [*tc, "run", *reports, str(work / "scenario-once.yaml")],
+                ),
             }
             samples: dict[tuple[str, str], list[Sample]] = {}
             for argv_ctk, argv_tc in cases.values():  # warm the page cache
@@ -177,8 +198,9 @@ def main() -> None:
                     for tool, argv in order:
                         samples.setdefault((case, tool), []).append(run_once(argv, work))
     finally:
-        server.terminate()
-        server.wait()
+        for process in (server, once):
+            process.terminate()
+            process.wait()
 
     def wall(case: str, tool: str) -> float:
         return statistics.median(s.wall_ms for s in samples[(case, tool)])
@@ -191,13 +213,17 @@ def main() -> None:
         rows.append((f"{case} (ms)", wall(case, "ctk"), wall(case, "tc"), "ms"))
     for case in ("run, 1 probe", f"run, {n} probes"):
         rows.append((f"{case} peak RSS (MB)", rss(case, "ctk"), rss(case, "tc"), "MB"))
-    per_step = {
-        tool: (wall(f"run, {n} probes", tool) - wall("run, 1 probe", tool)) / (n - 1)
-        for tool in ("ctk", "tc")
-    }
-    rows.append(("per probe step (ms)", per_step["ctk"], per_step["tc"], "ms"))
+    for case, label in (
+        (f"run, {n} probes", "http.server"),
+        (f"run, {n} probes, one write", "one write"),
+    ):
+        per_step = {
+            tool: (wall(case, tool) - wall("run, 1 probe", tool)) / (n - 1)
+            for tool in ("ctk", "tc")
+        }
+        rows.append((f"per probe step, {label} (ms)", per_step["ctk"], per_step["tc"], "ms"))
 
-    print(f"medians of {args.reps}, interleaved A/B; server: http.server, HTTP/1.1, two writes")
+    print(f"medians of {args.reps}, interleaved A/B; server: http.server (two writes) unless noted")
     print(f"{'case':32s} {'chaostoolkit':>13s} {'test-coord.':>12s} {'tc/ctk':>8s}")
     for label, ctk_value, tc_value, _ in rows:
         ratio = tc_value / ctk_value if ctk_value else float("nan")
