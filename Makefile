@@ -32,3 +32,20 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist reports .pytest_cache
+
+# The ecosystem on containers (deploy/docker-compose.yml, docs/deployment.md): up and healthy,
+# the flagship through the coordinator's container, everything removed. Variables such as
+# TC_HTTP_HOST_PORT=18087 or STACK_BUILD=1 pass through; RUN_ARGS go to `test-coordinator run`.
+.PHONY: stack-up stack-run stack-down stack-status
+
+stack-up:
+	scripts/stack.sh up
+
+stack-run:
+	scripts/stack.sh run $(RUN_ARGS)
+
+stack-down:
+	scripts/stack.sh down
+
+stack-status:
+	scripts/stack.sh status

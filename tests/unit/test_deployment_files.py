@@ -19,14 +19,25 @@ def test_compose_runs_the_coordinator_at_its_ecosystem_address() -> None:
     compose = _yaml("deploy/docker-compose.yml")
     coordinator = compose["services"]["test-coordinator"]
 
-    assert {"8087:8080", "50055:50051"} == set(coordinator["ports"])
+    # The seeds' host ports, as variables so that a busy host can move them.
+    assert {"${TC_HTTP_HOST_PORT:-8087}:8080", "${TC_GRPC_HOST_PORT:-50055}:50051"} == set(
+        coordinator["ports"]
+    )
     assert "172.20.0.87" == coordinator["networks"]["trading-ecosystem"]["ipv4_address"]
     assert "test-coordinator" == coordinator["environment"]["SERVICE_NAME"]
     assert "SERVICE_INSTANCE_NAME" in coordinator["environment"]
-    volumes = coordinator["volumes"]
-    assert any(v.startswith("./data/${SERVICE_INSTANCE_NAME") for v in volumes)
-    assert any(v.startswith("./logs/${SERVICE_INSTANCE_NAME") for v in volumes)
+    # Named volumes: writable by the image's unprivileged user on Docker and Podman alike.
+    assert {"coordinator-data:/app/data", "coordinator-logs:/app/logs"} <= set(
+        coordinator["volumes"]
+    )
+    assert {"coordinator-data", "coordinator-logs"} <= set(compose["volumes"])
     assert {"postgres", "redis", "prometheus", "grafana"} <= set(compose["services"])
+    assert {"audit-correlator", "exchange-okx", "trading-system-engine"} <= set(
+        compose["services"]
+    )
+    # The host's own PostgreSQL and Redis keep their ports: nothing published by default.
+    assert "ports" not in compose["services"]["postgres"]
+    assert "ports" not in compose["services"]["redis"]
 
 
 def test_prometheus_scrapes_the_coordinator_with_instance_labels() -> None:
