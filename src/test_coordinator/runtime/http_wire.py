@@ -109,6 +109,8 @@ class _Exchange(asyncio.Protocol):
         self._head_only = False
         self._received_any = False
         self._eof = False
+        self._seen_head: tuple[int, str, dict[str, str], int] | None = None
+        """The answer's head once read (status, version, headers, where the body starts)."""
 
     # asyncio callbacks
 
@@ -147,6 +149,7 @@ class _Exchange(asyncio.Protocol):
         self._buffer.clear()
         self._head_only = head_only
         self._received_any = False
+        self._seen_head = None
         self.reusable = False
         self.transport.write(request)
         return self._waiter
@@ -187,7 +190,7 @@ class _Exchange(asyncio.Protocol):
 
     def _parse(self) -> HttpAnswer | None:
         buffer = self._buffer
-        while True:
+        while self._seen_head is None:
             end = buffer.find(b"\r\n\r\n")
             if end < 0:
                 if len(buffer) > MAX_HEADER_BYTES:
@@ -197,8 +200,8 @@ class _Exchange(asyncio.Protocol):
             if 100 <= status < 200 and status != 101:
                 del buffer[: end + 4]  # an interim answer (100 Continue): the real one follows
                 continue
-            break
-        body_start = end + 4
+            self._seen_head = (status, version, headers, end + 4)  # kept while the body comes
+        status, version, headers, body_start = self._seen_head
         keep_alive = _keeps_alive(version, headers)
         if self._head_only or status in _NO_BODY_STATUS:
             body, complete = b"", True
