@@ -32,9 +32,7 @@ def test_compose_runs_the_coordinator_at_its_ecosystem_address() -> None:
     )
     assert {"coordinator-data", "coordinator-logs"} <= set(compose["volumes"])
     assert {"postgres", "redis", "prometheus", "grafana"} <= set(compose["services"])
-    assert {"audit-correlator", "exchange-okx", "trading-system-engine"} <= set(
-        compose["services"]
-    )
+    assert {"audit-correlator", "exchange-okx", "trading-system-engine"} <= set(compose["services"])
     # The host's own PostgreSQL and Redis keep their ports: nothing published by default.
     assert "ports" not in compose["services"]["postgres"]
     assert "ports" not in compose["services"]["redis"]
