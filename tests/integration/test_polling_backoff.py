@@ -9,17 +9,14 @@ that is some 30 calls; backing off (50, 100, 200, 200 ... ms) it is about 10.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from test_coordinator.adapters.storage.sqlite_file import open_sqlite_file
 from test_coordinator.engine.control import RunOptions, new_run_id
 from test_coordinator.engine.executor import run_scenario
 from test_coordinator.engine.ports import EngineDeps
 from test_coordinator.engine.results import Outcome
-from test_coordinator.engine.wiring import runtime_deps
 from test_coordinator.runtime.ports_alloc import free_port
 from test_coordinator.scenario.loader import load_scenario
 
@@ -44,16 +41,6 @@ services:
 steps:
   - wait: 0ms
 """
-
-
-@pytest.fixture
-async def deps(tmp_path: Path) -> AsyncIterator[EngineDeps]:
-    store = await open_sqlite_file(tmp_path / "data")
-    try:
-        async with runtime_deps(store, guard=False) as real:
-            yield real
-    finally:
-        store.close()
 
 
 async def calls_until_ready(deps: EngineDeps, tmp_path: Path, pace: str) -> int:

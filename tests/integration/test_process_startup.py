@@ -8,18 +8,14 @@ import re
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from test_coordinator.adapters.storage.engines import sqlite_engine
-from test_coordinator.adapters.storage.sql_store import SqlRunStore
 from test_coordinator.engine.control import RunOptions, new_run_id
 from test_coordinator.engine.executor import run_scenario
 from test_coordinator.engine.ports import EngineDeps
 from test_coordinator.engine.results import Outcome, RunResult
-from test_coordinator.engine.wiring import runtime_deps
 from test_coordinator.runtime.ports_alloc import free_port
 from test_coordinator.scenario.loader import load_text, placeholder_port
 from test_coordinator.targets.process import procfs
@@ -49,16 +45,6 @@ DAEMONIZED = re.compile(
     r"^setup: orders daemonized \(its first process exited 0 and left pids \[(\d+)\]\); "
     r"run it in the foreground \(e\.g\. redis-server --daemonize no\)$"
 )
-
-
-@pytest.fixture
-async def deps(tmp_path: Path) -> AsyncIterator[EngineDeps]:
-    engine = sqlite_engine(tmp_path / "coordinator.db")
-    store = SqlRunStore(engine, name="sqlite")
-    await store.migrate()
-    async with runtime_deps(store, poll_interval_s=0.005, guard=False) as real:
-        yield real
-    await engine.dispose()
 
 
 async def run_service(

@@ -4,18 +4,14 @@ held 1 s counts in the recovery from the injection, not in the one from the resu
 from __future__ import annotations
 
 import textwrap
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from test_coordinator.adapters.storage.engines import sqlite_engine
-from test_coordinator.adapters.storage.sql_store import SqlRunStore
 from test_coordinator.engine.control import RunOptions, new_run_id
 from test_coordinator.engine.executor import run_scenario
 from test_coordinator.engine.ports import EngineDeps
 from test_coordinator.engine.results import Outcome, RunResult, Status, StepResult
-from test_coordinator.engine.wiring import runtime_deps
 from test_coordinator.reporting.journal_json import journal_document
 from test_coordinator.runtime.ports_alloc import free_port
 from test_coordinator.scenario.loader import load_scenario
@@ -57,16 +53,6 @@ checks:
   - recovery_time: {{service: prices, step: freeze, max: 10s, max_from_restore: 200ms}}
   - recovery_time: {{service: prices, step: halt, max_from_restore: 10s}}
 """
-
-
-@pytest.fixture
-async def deps(tmp_path: Path) -> AsyncIterator[EngineDeps]:
-    engine = sqlite_engine(tmp_path / "coordinator.db")
-    store = SqlRunStore(engine, name="sqlite")
-    await store.migrate()
-    async with runtime_deps(store, poll_interval_s=0.005, guard=False) as real:
-        yield real
-    await engine.dispose()
 
 
 @pytest.fixture

@@ -226,33 +226,16 @@ def _fault_band(fault: FaultView, scale: _Scale, top: float, height: float) -> l
         ),
         _el("text", text=label, x=start + 7, y=top + 11, class_="recovery-label"),
     ]
+
+    def mark(at_ms: float, kind: str, number: int | None = None) -> str:
+        x = scale.x(at_ms)
+        y1, y2 = top + 12, top + height - 4
+        return _el("line", title=title, x1=x, x2=x, y1=y1, y2=y2, class_=kind, data_fault=number)
+
     if fault.restored_ms is not None and fault.restored_ms <= scale.end_ms:
-        x = scale.x(fault.restored_ms)
-        parts.append(
-            _el(
-                "line",
-                title=title,
-                x1=x,
-                x2=x,
-                y1=top + 12,
-                y2=top + height - 4,
-                class_="restored",
-                data_fault=fault.number,
-            )
-        )
+        parts.append(mark(fault.restored_ms, "restored", fault.number))
     if fault.recovered_ms is not None:
-        x = scale.x(fault.recovered_ms)
-        parts.append(
-            _el(
-                "line",
-                title=title,
-                x1=x,
-                x2=x,
-                y1=top + 12,
-                y2=top + height - 4,
-                class_="recovered",
-            )
-        )
+        parts.append(mark(fault.recovered_ms, "recovered"))
     tip = (
         f"M{start - 6:.1f},{top + 2:.1f}L{start + 6:.1f},{top + 2:.1f}L{start:.1f},{top + 13:.1f}Z"
     )
