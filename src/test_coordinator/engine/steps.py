@@ -304,7 +304,9 @@ async def _partition(
     spec = step.partition
     proxies = linking_proxies(ctx.loaded.model.services, spec.between, spec.and_)
     if not proxies:
-        raise StepFailed("no proxy service links the two sides (give the proxies to: and clients:)")
+        from test_coordinator.faults.network_acting import disconnect_containers
+
+        return {"disconnected": await disconnect_containers(ctx, step_id, spec.between, spec.and_)}
     cut = {"kind": "partition", "direction": "both"}
 
     async def each(service: str) -> None:

@@ -160,10 +160,27 @@ def superseded(action: UndoAction, pending: list[UndoAction]) -> str | None:
 
 
 async def heal_network_fault(action: UndoAction, targets: Targets) -> Healed:
-    """Clear the network fault ``action`` names (its handle: the control socket and id)."""
+    """Clear the network fault ``action`` names: a proxy's fault (its handle: the control
+    socket and the fault's id), or a container disconnected from a network (its handle:
+    the container, the network, its address and aliases)."""
     from pathlib import Path
 
-    from test_coordinator.netfault.heal import HealFailed, heal
+    from test_coordinator.netfault.heal import Healed, HealFailed, heal
+
+    if "docker_container" in action.handle:
+        import asyncio
+
+        from test_coordinator.targets.docker.networks import (
+            Attachment,
+            NetworkPartitionError,
+            reconnect,
+        )
+
+        try:
+            attachment = Attachment.from_json(action.handle)
+            return Healed(await asyncio.to_thread(reconnect, attachment), None)
+        except (NetworkPartitionError, KeyError) as exc:
+            raise UndoFailed(f"{action.service}: {exc}") from None
 
     gone = targets.state(action.service) in (TargetState.EXITED, TargetState.NOT_STARTED)
     try:

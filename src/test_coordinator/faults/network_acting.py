@@ -111,3 +111,81 @@ def note_healed(ctx: RunContext, action: UndoAction, outcome: Healed) -> None:
             f"{fault.kind.replace('_', ' ')} on {fault.service} touched nothing "
             "(no connection went through the proxy while it was set)"
         )
+
+
+async def disconnect_containers(
+    ctx: RunContext, step_id: str, side: tuple[str, ...], other: tuple[str, ...]
+) -> list[str]:
+    """Cut the containers of ``side`` from the networks they share with ``other``'s (every
+    network, if ``other`` has no container): a disconnect through the engine, its
+    reconnect (same address, same aliases) stored first. What was disconnected."""
+    import asyncio
+
+    from test_coordinator.targets.docker.networks import (
+        Attachment,
+        NetworkPartitionError,
+        attached,
+        attachments,
+        disconnect,
+    )
+
+    services = ctx.loaded.model.services
+
+    def containers(names: tuple[str, ...]) -> list[tuple[str, str]]:
+        found = []
+        for name in names:
+            if services[name].docker is not None:
+                container = ctx.targets.handle(name).get("id")
+                if container:
+                    found.append((name, str(container)))
+        return found
+
+    try:
+        theirs = {
+            a.network
+            for _, container in containers(other)
+            for a in await asyncio.to_thread(attachments, container)
+        }
+        cut: list[tuple[str, Attachment]] = []
+        for service, container in containers(side):
+            for attachment in await asyncio.to_thread(attachments, container):
+                if not theirs or attachment.network in theirs:
+                    cut.append((service, attachment))
+    except NetworkPartitionError as exc:
+        raise StepFailed(str(exc)) from None
+    if not cut:
+        raise StepFailed("the containers of the two sides share no network to cut")
+    done = []
+    for service, attachment in cut:
+        fault_id = f"step{step_id}-{service}-{attachment.network}"
+        model = services[service]
+        action = UndoAction(
+            kind=UndoKind.HEAL,
+            service=service,
+            target=target_specs(ctx.loaded.model)[service],
+            handle=attachment.to_json(),
+            health=model.health.model_dump(mode="json", by_alias=True, exclude_none=True),
+            start_timeout_s=model.start_timeout,
+            log_dir=str(ctx.log_dir),
+        )
+        entry = await ctx.ledger.register(action)
+        ctx.audit.injected(entry, "network partition", ctx.step_names[step_id])
+        try:
+            await asyncio.to_thread(disconnect, attachment)
+            still = await asyncio.to_thread(attached, attachment)
+        except NetworkPartitionError as exc:
+            raise StepFailed(str(exc)) from None
+        if still:
+            raise StepFailed(f"{service}: still on {attachment.network} after the disconnect")
+        ctx.network_faults[fault_id] = NetworkFault(
+            fault_id, service, step_id, "disconnect", True, entry
+        )
+        ctx.journal.record(
+            "network.fault_set",
+            step=step_id,
+            service=service,
+            fault_id=fault_id,
+            fault={"kind": "disconnect", "network": attachment.network},
+        )
+        done.append(f"{service} from {attachment.network}")
+    return done

@@ -100,7 +100,13 @@ class _Checker:
 
     def _proxy(self, path: Path, name: str, kind: str) -> None:
         service = self.scenario.services.get(name)
-        if service is not None and service.managed and service.proxy is None:
+        containers_heal = kind == "heal" and service is not None and service.docker is not None
+        if (
+            service is not None
+            and service.managed
+            and service.proxy is None
+            and not containers_heal
+        ):
             proxies = [n for n, s in self.scenario.services.items() if s.proxy is not None]
             self.report(
                 path,
@@ -112,11 +118,15 @@ class _Checker:
         for side, names in (("between", spec.between), ("and", spec.and_)):
             for name in names:
                 self._service((*path, side), name)
-        if not linking_proxies(self.scenario.services, spec.between, spec.and_):
+        services = self.scenario.services
+        containers = [n for n in spec.between if n in services and services[n].docker]
+        if not linking_proxies(services, spec.between, spec.and_) and not containers:
             self.report(
                 path,
-                "no proxy service links the two sides; a proxy links them when its to: names a "
-                "service of one side and its clients: (or anyone) include one of the other",
+                "no proxy service links the two sides, and no container is on the between: "
+                "side; a proxy links them when its to: names a service of one side and its "
+                "clients: (or anyone) include one of the other; a container is disconnected "
+                "from the networks it shares with the other side",
             )
 
     def _condition(self, path: Path, condition: Condition) -> None:
