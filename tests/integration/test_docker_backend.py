@@ -334,3 +334,37 @@ async def test_stop_with_a_chosen_signal(scope: RunScope, run_id: str, sdk: Any)
         assert 7 == sdk.containers.get(name).attrs["State"]["ExitCode"]
     finally:
         await backend.close()
+
+
+async def test_an_undo_waits_for_the_stop_a_cancelled_restart_left_running(
+    scope: RunScope, http: httpx.AsyncClient
+) -> None:
+    """A restart past its step's timeout is cancelled while the engine still stops the
+    container (httpd ignores SIGTERM: the stop takes its 3 s grace). The undo's start must
+    wait for that stop, then start the container, not see it running and do nothing."""
+    port = free_port()
+    backend = DockerBackend(
+        docker_specs(
+            api=docker_run(image=HTTPD, ports={"8080": port}, stop_grace="3s", init=False)
+        ),
+        scope,
+    )
+    try:
+        await backend.start("api")
+        await eventually(lambda: healthy(http, port), "healthy")
+        restart = asyncio.ensure_future(backend.restart("api"))
+        await eventually(
+            lambda: backend._in_flight.get("api", ("", None))[0] == "stop", "the stop under way"
+        )
+        _, stopping = backend._in_flight["api"]
+        restart.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await restart
+
+        await backend.start("api")  # what the undo does
+        await asyncio.wait([stopping], timeout=30)  # the stop has landed, whenever it did
+
+        assert TargetState.RUNNING is (await backend._refresh("api")).state
+        await eventually(lambda: healthy(http, port), "healthy after the undo")
+    finally:
+        await backend.close()

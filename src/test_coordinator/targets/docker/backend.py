@@ -95,6 +95,9 @@ class DockerBackend:
         self._client_lock = threading.Lock()
         self._watcher: EventWatcher | None = None
         self._closed = False
+        self._in_flight: dict[str, tuple[str, asyncio.Future[Any]]] = {}
+        """Per service, the engine call made last and its future: a call whose caller was
+        cancelled (a step past its timeout) goes on in its thread until the engine answers."""
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -291,7 +294,25 @@ class DockerBackend:
     # -- engine calls (in threads) -----------------------------------------
 
     async def _call(self, name: str, doing: str, fn: Callable[[], T]) -> T:
-        return await asyncio.to_thread(_guarded, name, doing, fn)
+        """Run one engine call in a thread, after the service's previous one has ended.
+
+        A cancelled caller leaves its call running (a thread cannot be stopped): an undo
+        that inspected the container meanwhile would see it running, start nothing, and
+        then the stop would land. So each call first waits, bounded, for the one before.
+        """
+        await self.settled(name)
+        call: asyncio.Future[T] = asyncio.ensure_future(
+            asyncio.to_thread(_guarded, name, doing, fn)
+        )
+        call.add_done_callback(_retrieve)
+        self._in_flight[name] = (doing, call)
+        return await asyncio.shield(call)
+
+    async def settled(self, name: str) -> None:
+        """Until the service's last engine call has ended (at most the client's timeout)."""
+        previous = self._in_flight.get(name)
+        if previous is not None and not previous[1].done():
+            await asyncio.wait([previous[1]], timeout=CLIENT_TIMEOUT_S + 5.0)
 
     def _client_now(self) -> Any:
         """The SDK client, made on first use (then the events thread starts)."""
@@ -550,6 +571,12 @@ def _labelled(api: Any, run_id: str, service: str | None) -> dict[str, str]:
             names = entry.get("Names") or [entry["Id"][:12]]
             found[str(entry["Id"])] = str(names[0]).lstrip("/")
     return found
+
+
+def _retrieve(call: asyncio.Future[Any]) -> None:
+    """Mark the outcome of a call nobody awaits any more (its caller was cancelled) as seen."""
+    if not call.cancelled():
+        call.exception()
 
 
 def _guarded(name: str, doing: str, fn: Callable[[], T]) -> T:
