@@ -14,6 +14,7 @@ import pytest
 
 from e2e.cli_harness import EXAMPLES, Cli
 from e2e.procs import kill_group, pids_with_arg
+from test_coordinator.netfault.paths import control_socket
 
 pytestmark = pytest.mark.slow
 
@@ -68,8 +69,10 @@ def test_latency_example_hurts_then_heals(cli: Cli, example: Callable[[str], str
     done = cli.run("run", example("network-latency.yaml"))
 
     assert 0 == done.returncode, done.stdout + done.stderr
-    [fault] = cleared(journal_of(cli))
+    journal = journal_of(cli)
+    [fault] = cleared(journal)
     assert fault["stats"]["connections"] > 0 and fault["stats"]["bytes_delayed"] > 0
+    assert not control_socket(journal["run_id"], "prices-link").parent.exists(), "left behind"
 
 
 def test_a_partition_cuts_both_ways_at_once_and_heals(cli: Cli) -> None:

@@ -84,6 +84,8 @@ class ControlServer:
         with contextlib.suppress(OSError):
             if self._inode is not None and self.path.stat().st_ino == self._inode:
                 self.path.unlink()
+                # The run's socket folder goes with its last proxy (a non-empty one stays).
+                self.path.parent.rmdir()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
