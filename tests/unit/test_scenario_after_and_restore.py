@@ -3,15 +3,9 @@ each problem at the file:line:column of the field that has it."""
 
 from __future__ import annotations
 
-import sys
-import textwrap
-from pathlib import Path
-
-import pytest
-
+from support.scenario_text import load_body, problems_of
 from test_coordinator.scenario.checks import LogCheck, RecoveryTimeCheck, describe_check_text
-from test_coordinator.scenario.loader import LoadedScenario, load_text, placeholder_port
-from test_coordinator.scenario.problems import ScenarioInvalid
+from test_coordinator.scenario.loader import LoadedScenario
 
 HEADER = """\
 version: 1
@@ -27,20 +21,11 @@ FIRST_BODY_LINE = HEADER.count("\n") + 1
 
 
 def load(body: str) -> LoadedScenario:
-    return load_text(
-        HEADER + textwrap.dedent(body),
-        path=Path("s.yaml"),
-        overrides={},
-        environ={},
-        allocate_port=placeholder_port,
-        builtins={"python": sys.executable, "scenario_dir": "/x", "run_id": "r"},
-    )
+    return load_body(HEADER, body)
 
 
 def problems(body: str) -> list[str]:
-    with pytest.raises(ScenarioInvalid) as caught:
-        load(body)
-    return [str(problem) for problem in caught.value.problems]
+    return problems_of(HEADER, body)
 
 
 def line(offset: int) -> int:

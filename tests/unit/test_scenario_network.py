@@ -3,20 +3,14 @@ validate refuses, each at the line of the field."""
 
 from __future__ import annotations
 
-import sys
-import textwrap
-from pathlib import Path
-
-import pytest
-
+from support.scenario_text import load_body, problems_of
 from test_coordinator.engine.undo_actions import UndoAction, UndoKind
 from test_coordinator.faults.network import NetworkStep
 from test_coordinator.netfault.heal import Healed, describe_stats
 from test_coordinator.netfault.model import fault_from_json
 from test_coordinator.netfault.paths import control_socket
-from test_coordinator.scenario.loader import LoadedScenario, load_text, placeholder_port
+from test_coordinator.scenario.loader import LoadedScenario
 from test_coordinator.scenario.network import linking_proxies
-from test_coordinator.scenario.problems import ScenarioInvalid
 from test_coordinator.targets.port import TargetSpec
 from test_coordinator.targets.proxy import proxy_process
 
@@ -43,20 +37,11 @@ FIRST_BODY_LINE = HEADER.count("\n") + 1
 
 
 def load(body: str) -> LoadedScenario:
-    return load_text(
-        HEADER + textwrap.dedent(body),
-        path=Path("s.yaml"),
-        overrides={},
-        environ={},
-        allocate_port=placeholder_port,
-        builtins={"python": sys.executable, "scenario_dir": "/x", "run_id": "r"},
-    )
+    return load_body(HEADER, body)
 
 
 def problems(body: str) -> list[str]:
-    with pytest.raises(ScenarioInvalid) as caught:
-        load(body)
-    return [str(problem) for problem in caught.value.problems]
+    return problems_of(HEADER, body)
 
 
 def test_a_proxy_service_is_probed_on_its_listen_port_by_default() -> None:
