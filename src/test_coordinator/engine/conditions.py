@@ -109,6 +109,13 @@ class _ObservedProbe:
         await self.probe.aclose()
 
 
+def as_result(outcome: ProbeOutcome) -> ProbeResult:
+    """A probe's outcome as the polling loop takes it."""
+    return ProbeResult(
+        outcome.ok, outcome.value, outcome.detail, outcome.latency_ms, outcome.refused
+    )
+
+
 def judge(condition: Condition, value: Any, detail: str, latency_ms: float = 0.0) -> ProbeResult:
     """Compare a successful probe's value with the condition's json_path, equals, min/max, regex."""
     if condition.json_path:

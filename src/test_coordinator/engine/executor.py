@@ -26,7 +26,7 @@ from typing import Any
 from test_coordinator.engine.audit_trail import RunAudit
 from test_coordinator.engine.background import BackgroundTasks
 from test_coordinator.engine.checks import describe_check, judge_checks
-from test_coordinator.engine.conditions import ConditionChecker
+from test_coordinator.engine.conditions import ConditionChecker, as_result
 from test_coordinator.engine.context import RunContext, target_specs
 from test_coordinator.engine.control import (
     RunControl,
@@ -380,10 +380,7 @@ class _Run:
         probe = ctx.checker.health_probe(name)
 
         async def healthy() -> ProbeResult:
-            outcome = await probe.check()
-            return ProbeResult(
-                outcome.ok, outcome.value, outcome.detail, outcome.latency_ms, outcome.refused
-            )
+            return as_result(await probe.check())
 
         try:
             _, observed = await wait_healthy(

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, replace
 
+from test_coordinator.engine.conditions import as_result
 from test_coordinator.engine.journal import Journal
 from test_coordinator.engine.ports import Probe
 from test_coordinator.engine.results import Recovery
@@ -195,10 +196,7 @@ class RecoveryTracker:
             closed = self._gate(watch)
             if closed is not None:
                 return ProbeResult(False, None, closed, 0.0)
-            outcome = await probe.check()
-            return ProbeResult(
-                outcome.ok, outcome.value, outcome.detail, outcome.latency_ms, outcome.refused
-            )
+            return as_result(await probe.check())
 
         try:
             _, observed = await wait_until(

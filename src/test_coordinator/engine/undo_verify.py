@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from test_coordinator.engine.conditions import as_result
 from test_coordinator.engine.health_wait import ExitedBeforeHealthy, wait_healthy
 from test_coordinator.engine.ports import ProbeFactory
 from test_coordinator.engine.undo_actions import HealthCheck, Targets, UndoAction, UndoFailed
@@ -19,10 +20,7 @@ def health_verifier(probes: ProbeFactory, interval_s: float) -> HealthCheck:
         probe = probes.probe(spec)
 
         async def once() -> ProbeResult:
-            outcome = await probe.check()
-            return ProbeResult(
-                outcome.ok, outcome.value, outcome.detail, outcome.latency_ms, outcome.refused
-            )
+            return as_result(await probe.check())
 
         try:
             await wait_healthy(
