@@ -2,6 +2,7 @@
 circuit breaker, and delivers everything, in order and once, when it answers again."""
 
 import asyncio
+import itertools
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -31,6 +32,8 @@ class FakeCorrelator:
         self.status = 202
         self.requests = 0
         self.received: list[dict[str, object]] = []
+        self.progress: list[tuple[int, str | None, str | None, str | None]] = []
+        """(events in the batch, source, complete-to, closed) of each batch delivered."""
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         self.requests += 1
@@ -40,7 +43,17 @@ class FakeCorrelator:
         if self.hang:
             await asyncio.Event().wait()  # a frozen correlator: the request never ends
         if 200 <= self.status < 300:
-            self.received.extend(json.loads(request.content))
+            batch = json.loads(request.content)
+            self.received.extend(batch)
+            headers = request.headers
+            self.progress.append(
+                (
+                    len(batch),
+                    headers.get("x-audit-source"),
+                    headers.get("x-audit-complete-to"),
+                    headers.get("x-audit-closed"),
+                )
+            )
         return httpx.Response(self.status, json={"accepted": 0})
 
     def kinds(self) -> list[str]:
@@ -316,3 +329,50 @@ def test_events_emitted_before_the_loop_runs_are_sent_by_the_first_flush(
     assert 1 == reporter.stats.pending
     assert asyncio.run(deliver())
     assert ["e1"] == correlator.kinds()
+
+
+async def test_a_batch_that_leaves_nothing_behind_marks_its_source_complete_to_its_cut(
+    correlator: FakeCorrelator, make_reporter: Callable[..., HttpAuditReporter]
+) -> None:
+    """Five events in batches of two: only the last batch says how far the source is."""
+    clock = itertools.count(1000)
+    reporter = make_reporter(batch_size=2, source="exchange-OKX", clock_ms=lambda: next(clock))
+    for n in range(5):
+        reporter.emit(event(n))
+
+    assert await reporter.flush(2.0)
+    assert [
+        (2, "exchange-OKX", None, None),
+        (2, "exchange-OKX", None, None),
+        (1, "exchange-OKX", "1000", None),
+    ] == correlator.progress
+
+
+async def test_an_idle_reporter_sends_its_mark_as_a_heartbeat_and_closes_with_it(
+    correlator: FakeCorrelator, make_reporter: Callable[..., HttpAuditReporter]
+) -> None:
+    clock = itertools.count(1000)
+    reporter = make_reporter(source="exchange-OKX", heartbeat_s=0.001, clock_ms=lambda: next(clock))
+    reporter.emit(event(1))
+    assert await reporter.flush(2.0)
+
+    await eventually(lambda: len(correlator.progress) >= 3, timeout_s=2.0)
+    heartbeats = correlator.progress[1:]
+    assert all(n == 0 and source == "exchange-OKX" for n, source, _, _ in heartbeats)
+    marks = [int(mark or 0) for _, _, mark, _ in correlator.progress]
+    assert marks == sorted(marks) and len(set(marks)) == len(marks)
+    await reporter.close()
+    count, source, mark, closed = correlator.progress[-1]
+    assert (0, "exchange-OKX", "1") == (count, source, closed)
+    assert int(mark or 0) > marks[-1]
+
+
+async def test_without_a_source_no_batch_claims_progress(
+    correlator: FakeCorrelator, make_reporter: Callable[..., HttpAuditReporter]
+) -> None:
+    reporter = make_reporter(heartbeat_s=0.001)
+    reporter.emit(event(1))
+    assert await reporter.flush(2.0)
+    await reporter.close()
+
+    assert [(1, None, None, None)] == correlator.progress

@@ -34,6 +34,7 @@ from test_coordinator.ports.audit import (
     OrderDifference,
     Outage,
     SenderOrders,
+    SourceProgress,
     fault_injected,
 )
 from test_coordinator.scenario.checks import AuditCheckSpec
@@ -486,6 +487,73 @@ async def test_a_check_without_order_criteria_still_waits_for_the_orders_to_catc
     assert 3 == len(link.questions)  # twice for the first check, once for the second
     assert 10 == first.value["correlation"]["orders"]["sent"]
     assert first.value["correlation"]["orders"] == second.value["correlation"]["orders"]
+
+
+async def test_a_check_waits_until_every_source_is_delivered_past_the_cut_off(
+    tmp_path: Path,
+) -> None:
+    """The first answer holds fewer orders, and they reconcile, but the engine's events are
+    delivered only to before the cut-off: the check asks again, and reports the later answer."""
+    answers = [(8, SourceProgress("api", WALL_MS - 50)), (10, SourceProgress("api", WALL_MS + 5))]
+
+    def answer(link: FakeAuditLink) -> Correlation:
+        sent, progress = answers.pop(0) if len(answers) > 1 else answers[0]
+        orders = OrderAccounting(sent=sent, acknowledged=sent, received=sent)
+        return dataclasses.replace(
+            correlation_of(link.recording.events, orders=orders), sources=(progress,)
+        )
+
+    result, link, _ = await audited_run(
+        """
+        steps:
+          - restart: api
+        checks:
+          - audit: {faults_observed: true, settle: 5s, every: 1ms}
+          - audit: {orders_lost: {max: 0}, settle: 0ms}
+        """,
+        tmp_path,
+        FakeAuditLink(answer),
+    )
+
+    first, second = result.checks
+    assert (Status.PASSED, Status.PASSED) == (first.status, second.status), second.detail
+    assert 3 == len(link.questions)  # twice for the first check, once for the second
+    assert 10 == first.value["correlation"]["orders"]["sent"]
+    assert first.value["correlation"]["orders"] == second.value["correlation"]["orders"]
+
+
+@pytest.mark.parametrize(
+    ("progress", "judged"),
+    [
+        (SourceProgress("api", WALL_MS - 1), False),
+        (SourceProgress("api", WALL_MS), True),
+        (SourceProgress("api", WALL_MS - 1, closed=True), True),
+        (SourceProgress("api", None), True),
+    ],
+    ids=["behind", "at-the-cut-off", "closed", "does-not-say"],
+)
+async def test_orders_are_not_judged_on_a_trail_behind_the_cut_off(
+    tmp_path: Path, progress: SourceProgress, judged: bool
+) -> None:
+    def answer(link: FakeAuditLink) -> Correlation:
+        return dataclasses.replace(correlation_of(link.recording.events), sources=(progress,))
+
+    result, _, _ = await audited_run(
+        """
+        steps:
+          - restart: api
+        checks:
+          - audit: {orders_lost: {max: 0}, settle: 20ms, every: 1ms}
+        """,
+        tmp_path,
+        FakeAuditLink(answer),
+    )
+
+    [check] = result.checks
+    assert (Status.PASSED if judged else Status.FAILED) == check.status, check.detail
+    if not judged:
+        assert "not complete up to the cut-off" in check.detail
+        assert "api only to run" in check.detail
 
 
 async def test_counters_that_never_stand_still_cannot_be_compared(tmp_path: Path) -> None:

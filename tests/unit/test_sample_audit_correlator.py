@@ -12,7 +12,7 @@ from test_coordinator.adapters.audit import AuditClient, NullAuditSink
 from test_coordinator.adapters.audit.wire import event_to_json
 from test_coordinator.config import load_settings
 from test_coordinator.infrastructure.prometheus import PrometheusMetrics
-from test_coordinator.ports.audit import fault_injected, fault_undone
+from test_coordinator.ports.audit import SourceProgress, fault_injected, fault_undone
 from test_coordinator.sample.audit_correlator import AuditCorrelator
 from test_coordinator.sample.host import SampleContext, sample_app
 from test_coordinator.sample.observations import Observations
@@ -177,3 +177,52 @@ async def test_a_bad_window_is_refused(tmp_path: Path) -> None:
 
         assert 422 == response.status_code
         assert "yesterday" in response.json()["detail"]
+
+
+async def test_each_source_is_told_as_far_as_its_batches_said(tmp_path: Path) -> None:
+    """The mark only moves on; a closing batch closes the source, a later batch reopens it;
+    a source without marks does not say, and one without events in the window is not told."""
+    async with correlator_at(tmp_path / "a.sqlite3") as audit:
+
+        async def batch(events: list[dict[str, object]], **headers: str) -> int:
+            response = await audit.http.post("/api/v1/events", json=events, headers=headers)
+            return response.status_code
+
+        engine = {"X-Audit-Source": "trading-system-engine"}
+        assert 202 == await batch(
+            [wire("order.sent", 1)], **engine, **{"X-Audit-Complete-To": str(T0 + 5)}
+        )
+        assert 202 == await batch([], **engine, **{"X-Audit-Complete-To": str(T0 + 3)})
+        assert 202 == await batch([wire("order.received", 2, source="exchange-OKX")])
+        assert 202 == await batch(
+            [], **{"X-Audit-Source": "risk-monitor", "X-Audit-Complete-To": str(T0 + 9)}
+        )
+        first = await audit.client.correlate(from_ms=T0, to_ms=T0 + 100)
+        assert 202 == await batch(
+            [], **engine, **{"X-Audit-Complete-To": str(T0 + 7), "X-Audit-Closed": "1"}
+        )
+        closed = await audit.client.correlate(from_ms=T0, to_ms=T0 + 100)
+        assert 202 == await batch([], **engine, **{"X-Audit-Complete-To": str(T0 + 8)})
+        reopened = await audit.client.correlate(from_ms=T0, to_ms=T0 + 100)
+
+    assert (
+        SourceProgress("exchange-OKX", None),
+        SourceProgress("trading-system-engine", T0 + 5),
+    ) == first.sources
+    assert SourceProgress("trading-system-engine", T0 + 7, closed=True) == closed.sources[1]
+    assert SourceProgress("trading-system-engine", T0 + 8) == reopened.sources[1]
+    assert (True, False) == (first.sources[1].behind(T0 + 6), first.sources[1].behind(T0 + 5))
+
+
+async def test_a_malformed_progress_mark_refuses_the_batch(tmp_path: Path) -> None:
+    async with correlator_at(tmp_path / "a.sqlite3") as audit:
+        response = await audit.http.post(
+            "/api/v1/events",
+            json=[wire("order.sent", 1)],
+            headers={"X-Audit-Source": "trading-system-engine", "X-Audit-Complete-To": "soon"},
+        )
+        stored = await audit.events()
+
+    assert 422 == response.status_code
+    assert "X-Audit-Complete-To" in response.json()["detail"]
+    assert not [e for e in stored if e["kind"] == "order.sent"]

@@ -9,6 +9,9 @@ start to the cut-off) until every criterion holds and the order accounting at
 the cut-off is complete (its identities hold, the counters read agree), or
 ``settle`` has passed: events still on their way and orders in flight at the
 cut-off are given their time, and every check reports the same order numbers.
+A source that says how far its events are delivered (see
+:class:`~test_coordinator.ports.audit.SourceProgress`) is waited for until it is
+past the cut-off; the orders cannot be judged before.
 The verdict comes from the last answer, and the check's value carries its
 summary under ``correlation`` and the cut-off under ``cut_off``.
 
@@ -131,6 +134,9 @@ def _orders_lost(spec: AuditCheckSpec, c: Correlation, evidence: Evidence) -> Ve
     assert spec.orders_lost is not None
     orders, limit = c.orders, spec.orders_lost.max
     counts = describe_accounting(orders, evidence.run_started_ms)
+    behind = _trail_behind(c, evidence)
+    if behind:
+        return Verdict("orders_lost", False, f"{behind}: {counts}", waiting=True)
     if orders.sent == 0:
         return Verdict("orders_lost", False, f"no order was sent: {counts}", empty=True)
     problems = accounting_problems(orders)
@@ -232,6 +238,9 @@ def _orders_reported(spec: AuditCheckSpec, c: Correlation, evidence: Evidence) -
         )
     assert evidence.cut_off is not None
     counters = describe_counters(counted)
+    behind = _trail_behind(c, evidence)
+    if behind:
+        return Verdict("orders_reported", False, f"{behind} ({counters})", waiting=True)
     if not evidence.cut_off.still:
         return Verdict(
             "orders_reported",
@@ -256,6 +265,28 @@ def _orders_reported(spec: AuditCheckSpec, c: Correlation, evidence: Evidence) -
     if problems:
         return Verdict("orders_reported", False, f"{counters}; {held}: " + "; ".join(problems))
     return Verdict("orders_reported", True, f"{counters}; {held}: the same")
+
+
+def _trail_behind(c: Correlation, evidence: Evidence) -> str:
+    """Why the orders up to the cut-off cannot be counted yet: a source whose events up to it
+    may still be on their way (empty when every source that says how far it is, is past it)."""
+    if evidence.cut_off is None:
+        return ""
+    behind = c.sources_behind(evidence.cut_off.at_ms)
+    if not behind:
+        return ""
+    started = evidence.run_started_ms
+
+    def when(at_ms: int | None) -> str:
+        if at_ms is None or started is None:
+            return f"{at_ms} ms"
+        return f"run +{(at_ms - started) / 1000:.2f} s"
+
+    marks = ", ".join(f"{s.source} only to {when(s.complete_to_ms)}" for s in behind)
+    return (
+        f"the audit trail is not complete up to the cut-off ({when(evidence.cut_off.at_ms)}): "
+        f"it holds the events of {marks}, and the rest may still be on their way"
+    )
 
 
 def _events_min(spec: AuditCheckSpec, c: Correlation, evidence: Evidence) -> Verdict:
@@ -318,6 +349,15 @@ def correlation_summary(c: Correlation, run_started_epoch_ms: int) -> dict[str, 
             {"service": s.service, "at_ms_epoch": s.at_ms, "at_run_ms": run_ms(s.at_ms)}
             for s in c.service_starts
         ],
+        "sources": [
+            {
+                "source": s.source,
+                "complete_to_ms_epoch": s.complete_to_ms,
+                "complete_to_run_ms": run_ms(s.complete_to_ms),
+                "closed": s.closed,
+            }
+            for s in c.sources
+        ],
     }
 
 
@@ -356,8 +396,10 @@ async def judge_audit(ctx: RunContext, check: AuditCheck) -> tuple[str, Any]:
                 in_flight_ms=round(spec.in_flight * 1000),
             )
             correlation, verdicts = answer, evaluate(spec, answer, evidence)
-            settled = all(v.ok and not v.waiting for v in verdicts) and accounting_settled(
-                answer.orders, cut_off
+            settled = (
+                all(v.ok and not v.waiting for v in verdicts)
+                and accounting_settled(answer.orders, cut_off)
+                and not answer.sources_behind(cut_off.at_ms)
             )
         except (AuditUnavailable, AuditQueryFailed) as exc:
             problem, settled = str(exc), False

@@ -286,6 +286,24 @@ class OrderAccounting:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceProgress:
+    """How far the trail holds a source's events: every event it stamped at or before
+    ``complete_to_ms`` is stored (None: its reporter does not say). ``closed``: its reporter
+    closed after delivering everything, so nothing more comes until the source starts again.
+
+    A reporter knows this when a batch leaves nothing behind in its buffer; reporters
+    deliver in order and send a heartbeat when idle, so the mark follows the clock."""
+
+    source: str
+    complete_to_ms: int | None
+    closed: bool = False
+
+    def behind(self, at_ms: int) -> bool:
+        """Whether events it stamped at or before ``at_ms`` may still be on their way."""
+        return not self.closed and self.complete_to_ms is not None and self.complete_to_ms < at_ms
+
+
+@dataclass(frozen=True, slots=True)
 class Correlation:
     """The audit correlator's answer for one window (and correlation id, if asked)."""
 
@@ -298,6 +316,12 @@ class Correlation:
     outages: tuple[Outage, ...] = ()
     service_starts: tuple[ServiceStart, ...] = ()
     orders: OrderAccounting = field(default_factory=OrderAccounting)
+    sources: tuple[SourceProgress, ...] = ()
+    """The progress of each source with events in the window (when the correlator tracks it)."""
+
+    def sources_behind(self, at_ms: int) -> tuple[SourceProgress, ...]:
+        """The sources whose events stamped at or before ``at_ms`` may not all be stored yet."""
+        return tuple(s for s in self.sources if s.behind(at_ms))
 
     def outages_of(self, service: str, dependency: str | None = None) -> tuple[Outage, ...]:
         return tuple(

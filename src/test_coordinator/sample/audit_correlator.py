@@ -18,13 +18,16 @@ Endpoints:
 * ``POST /api/v1/events``: one event or a JSON list of them, each
   ``{source, kind, at (epoch ms or ISO 8601), correlation_id?, data?, id?}``;
   202 ``{"accepted": n, "stored": new}``; an event id already stored is not
-  stored again. 422 (nothing stored) if any event is malformed.
+  stored again. 422 (nothing stored) if any event is malformed. The progress
+  headers (``X-Audit-Source``, ``X-Audit-Complete-To``, ``X-Audit-Closed``; see
+  :mod:`test_coordinator.adapters.audit.wire`) move that source's mark.
 * ``GET /api/v1/events?correlation_id=&from=&to=&kind=&source=&limit=``: stored events.
 * ``GET /api/v1/correlate?correlation_id=&from=&to=&slack_ms=&in_flight_ms=``:
   the correlation (see :mod:`test_coordinator.sample.correlation`); ``from``
   and ``to`` are epoch ms or ISO 8601; ``to`` defaults to now, ``from`` to the
   first event of ``correlation_id``. ``to`` is the orders' cut-off: they are
   counted as they stood at it, and what became of them since is told apart.
+  ``sources``: how far each source with events in the window is delivered.
 * ``GET /api/v1/health``, ``/api/v1/ready``, ``/metrics``
   (``audit_events_received_total``, ``audit_events_stored_total``,
   ``audit_events_dropped_total``).
@@ -45,9 +48,10 @@ from test_coordinator.adapters.audit.wire import (
     event_from_json,
     event_to_json,
     parse_instant_ms,
+    progress_from_headers,
 )
 from test_coordinator.infrastructure.logging import get_logger
-from test_coordinator.ports.audit import SERVICE_STARTED, AuditEvent
+from test_coordinator.ports.audit import SERVICE_STARTED, AuditEvent, SourceProgress
 from test_coordinator.ports.health import DependencyHealth
 from test_coordinator.sample.correlation import DEFAULT_IN_FLIGHT_MS, DEFAULT_SLACK_MS, correlate
 from test_coordinator.sample.event_store import EventStore, EventStoreError
@@ -71,6 +75,8 @@ class AuditCorrelator:
         self.drop_events = env_bool(env, "AUDIT_DROP_EVENTS", False)
         self._instance = settings.service_instance_name
         self._store: EventStore | None = None
+        self._progress: dict[str, SourceProgress] = {}
+        """How far each source's events are delivered, as its batches said (kept in memory)."""
         metrics = context.metrics
         self._received = metrics.counter("audit_events_received", "Events received")
         self._stored = metrics.counter("audit_events_stored", "Events stored (new ids)")
@@ -119,6 +125,7 @@ class AuditCorrelator:
                 body = json.loads(await request.body())
                 items = body if isinstance(body, list) else [body]
                 events = [event_from_json(item) for item in items]
+                progress = progress_from_headers(request.headers)
             except (ValueError, MalformedAuditJson) as exc:
                 return JSONResponse({"detail": f"not audit events: {exc}"}, status_code=422)
             self._received.inc(len(events))
@@ -131,6 +138,8 @@ class AuditCorrelator:
                 log.error("audit events not stored", problem=str(exc))
                 return JSONResponse({"detail": str(exc)}, status_code=503)
             self._stored.inc(stored)
+            if progress is not None:
+                self._note_progress(progress)
             return JSONResponse({"accepted": len(events), "stored": stored}, status_code=202)
 
         @app.get("/api/v1/events", summary="Stored events, oldest first")
@@ -177,8 +186,19 @@ class AuditCorrelator:
                 to_ms=high,
                 slack_ms=slack_ms,
                 in_flight_ms=in_flight_ms,
+                progress=self._progress,
             )
             return JSONResponse(correlation_to_json(correlation))
+
+    def _note_progress(self, told: SourceProgress) -> None:
+        """A batch's word on its source: the mark only moves on; a batch after a close
+        (the source started again) reopens it."""
+        known = self._progress.get(told.source)
+        before = known.complete_to_ms if known is not None else None
+        marks = [m for m in (told.complete_to_ms, before) if m is not None]
+        self._progress[told.source] = SourceProgress(
+            told.source, max(marks, default=None), closed=told.closed
+        )
 
 
 def _instant(value: str | None, *, default: int) -> int:

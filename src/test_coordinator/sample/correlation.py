@@ -60,6 +60,7 @@ from test_coordinator.ports.audit import (
     Outage,
     SenderOrders,
     ServiceStart,
+    SourceProgress,
 )
 
 DEFAULT_SLACK_MS = 5_000
@@ -89,11 +90,13 @@ def correlate(
     correlation_id: str | None = None,
     slack_ms: int = DEFAULT_SLACK_MS,
     in_flight_ms: int = DEFAULT_IN_FLIGHT_MS,
+    progress: Mapping[str, SourceProgress] | None = None,
 ) -> Correlation:
     """What ``events`` say about the window [``from_ms``, ``to_ms``].
 
     Without ``from_ms`` the window opens at the first event of ``correlation_id``
-    (or at the first event of all, when no id is asked).
+    (or at the first event of all, when no id is asked). ``progress``: how far each
+    source's events are delivered, told for the sources with events in the window.
     """
     ordered = sorted(events, key=lambda e: e.at_ms_epoch)
     window = Window(_window_start(ordered, from_ms, correlation_id), to_ms)
@@ -119,6 +122,10 @@ def correlate(
             if e.kind == SERVICE_STARTED and window.holds(e.at_ms_epoch)
         ),
         orders=order_accounting(ordered, window, in_flight_ms),
+        sources=tuple(
+            (progress or {}).get(source) or SourceProgress(source, None)
+            for source in sorted({e.source for e in ordered if window.holds(e.at_ms_epoch)})
+        ),
     )
 
 

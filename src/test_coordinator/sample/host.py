@@ -54,6 +54,8 @@ if TYPE_CHECKING:
 SHUTDOWN_BUDGET_S = 6.0
 STOP_GRACE_S = 2.0
 AUDIT_CLOSE_GRACE_S = 1.0
+AUDIT_HEARTBEAT_S = 0.5
+"""While a service reports no event, how often it tells the correlator it has none pending."""
 STARTUP_DEADLINE_S = 10.0
 METRICS_NAMESPACE = ""  # series are named as documented: orders_sent_total, not prefixed
 
@@ -89,7 +91,13 @@ ServiceFactory = Callable[[SampleContext], SampleService]
 def audit_sink_from_env(settings: Settings, environ: Mapping[str, str]) -> AuditSink:
     """An HttpAuditReporter to AUDIT_URL (spilling under the instance's data dir), or nothing."""
     spill = settings.instance_data_dir / "audit-spill.jsonl"
-    return audit_sink(env_text(environ, "AUDIT_URL", ""), spill_path=spill, linger_s=0.2)
+    return audit_sink(
+        env_text(environ, "AUDIT_URL", ""),
+        spill_path=spill,
+        linger_s=0.2,
+        source=settings.service_instance_name,
+        heartbeat_s=AUDIT_HEARTBEAT_S,
+    )
 
 
 def sample_app(state: ServiceState, service: SampleService, metrics: PrometheusMetrics) -> FastAPI:

@@ -14,12 +14,20 @@ from test_coordinator.ports.audit import AuditSink
 
 
 def audit_sink(
-    url: str | None, *, spill_path: Path | None = None, linger_s: float = 0.1
+    url: str | None,
+    *,
+    spill_path: Path | None = None,
+    linger_s: float = 0.1,
+    source: str | None = None,
+    heartbeat_s: float | None = None,
 ) -> AuditSink:
-    """An HttpAuditReporter to the audit correlator at ``url``; a NullAuditSink without one."""
+    """An HttpAuditReporter to the audit correlator at ``url``; a NullAuditSink without one.
+    With ``source``, its batches say how far that source's events are delivered."""
     if not url:
         return NullAuditSink()
-    return HttpAuditReporter(url, spill_path=spill_path, linger_s=linger_s)
+    return HttpAuditReporter(
+        url, spill_path=spill_path, linger_s=linger_s, source=source, heartbeat_s=heartbeat_s
+    )
 
 
 __all__ = [

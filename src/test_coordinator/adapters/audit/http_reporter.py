@@ -13,6 +13,12 @@ When the buffer is full, new events go to ``spill_path`` if one is given (and
 come back in order once there is room), else the oldest buffered event is
 dropped and counted. On :meth:`close`, what could not be delivered within the
 grace period is written to ``spill_path`` too, for the next reporter.
+
+With a ``source``, each batch says how far that source's events are delivered
+(see :mod:`~test_coordinator.adapters.audit.wire`): a batch that leaves nothing
+behind carries the moment it was cut, an idle reporter sends an empty batch every
+``heartbeat_s`` to move that mark on, and :meth:`close` ends with a closing mark.
+The correlator can then tell a check when every event up to a moment is stored.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import asyncio
 import collections
 import contextlib
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -33,7 +41,7 @@ from test_coordinator.adapters.audit.circuit_breaker import (
     ExponentialBackoff,
 )
 from test_coordinator.adapters.audit.spill import SpillFile
-from test_coordinator.adapters.audit.wire import event_to_json
+from test_coordinator.adapters.audit.wire import event_to_json, progress_headers
 from test_coordinator.infrastructure.logging import get_logger
 from test_coordinator.ports.audit import AuditEvent
 
@@ -79,7 +87,12 @@ class HttpAuditReporter:
         breaker: CircuitBreaker | None = None,
         backoff: ExponentialBackoff | None = None,
         spill_path: Path | None = None,
+        source: str | None = None,
+        heartbeat_s: float | None = None,
+        clock_ms: Callable[[], int] | None = None,
     ) -> None:
+        """``source``: the service whose events these are, to report its progress;
+        ``heartbeat_s``: with a source, the pace of empty batches while idle."""
         if capacity < 1 or batch_size < 1:
             raise ValueError("capacity and batch_size must be at least 1")
         self._events_url = url.rstrip("/") + EVENTS_PATH
@@ -92,6 +105,9 @@ class HttpAuditReporter:
         self._breaker = breaker or CircuitBreaker()
         self._backoff = backoff or ExponentialBackoff()
         self._spill = SpillFile(spill_path) if spill_path is not None else None
+        self._source = source
+        self._heartbeat_s = heartbeat_s if source is not None else None
+        self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self._queue: collections.deque[str] = collections.deque()
         self._in_flight = 0
         self._wake = asyncio.Event()
@@ -139,6 +155,8 @@ class HttpAuditReporter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sender
             self._sender = None
+        if self._source is not None and self._pending() == 0:
+            await self._send([], self._clock_ms(), closed=True)
         self._keep_undelivered()
         if self._owns_client and self._client is not None:
             with contextlib.suppress(Exception):
@@ -224,7 +242,7 @@ class HttpAuditReporter:
             if not self._queue:
                 self._drained.set()
                 self._wake.clear()
-                await self._wake.wait()
+                await self._idle()
                 continue
             if len(self._queue) < self._batch_size and not self._flushing and self._linger_s:
                 await asyncio.sleep(self._linger_s)  # let a batch gather
@@ -233,8 +251,9 @@ class HttpAuditReporter:
                 continue
             batch = [self._queue.popleft() for _ in range(min(self._batch_size, len(self._queue)))]
             self._in_flight = len(batch)
+            complete_to = self._clock_ms() if self._nothing_left() else None
             try:
-                outcome, problem = await self._send(batch)
+                outcome, problem = await self._send(batch, complete_to)
             except asyncio.CancelledError:
                 self._queue.extendleft(reversed(batch))  # closing: keep it for the spill file
                 raise
@@ -263,14 +282,32 @@ class HttpAuditReporter:
                 self._rejected += len(batch)
                 log.warning("audit.batch_rejected", events=len(batch), problem=problem)
 
-    async def _send(self, batch: list[str]) -> tuple[_Outcome, str]:
+    def _nothing_left(self) -> bool:
+        """Whether every event emitted so far is in flight or delivered."""
+        return not self._queue and (self._spill is None or not self._spill.pending)
+
+    async def _idle(self) -> None:
+        """Wait for an event; with a heartbeat, send the progress mark while none comes."""
+        if self._heartbeat_s is None:
+            await self._wake.wait()
+            return
+        try:
+            async with asyncio.timeout(self._heartbeat_s):
+                await self._wake.wait()
+        except TimeoutError:
+            if self._breaker.allow():
+                await self._send([], self._clock_ms())
+
+    async def _send(
+        self, batch: list[str], complete_to: int | None = None, *, closed: bool = False
+    ) -> tuple[_Outcome, str]:
         body = ("[" + ",".join(batch) + "]").encode()
+        headers = {"content-type": "application/json"}
+        if self._source is not None:
+            headers.update(progress_headers(self._source, complete_to, closed=closed))
         try:
             response = await self._http().post(
-                self._events_url,
-                content=body,
-                headers={"content-type": "application/json"},
-                timeout=self._timeout_s,
+                self._events_url, content=body, headers=headers, timeout=self._timeout_s
             )
         except Exception as exc:  # httpx's errors and any other: retried, never raised
             return _Outcome.FAILED, f"{type(exc).__name__}: {exc}"

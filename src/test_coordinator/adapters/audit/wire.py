@@ -4,6 +4,12 @@ Events travel as ``{"id", "source", "kind", "at", "correlation_id", "data"}``,
 ``at`` in milliseconds since the epoch or as an ISO 8601 timestamp (a naive one
 is UTC). Both the reporter and the correlator use these functions, so the two
 ends cannot drift apart.
+
+A batch may say how far its source's events are delivered, in headers:
+``X-Audit-Source`` (the source), ``X-Audit-Complete-To`` (epoch ms: every event
+the source stamped at or before it is in this batch or an earlier one) and
+``X-Audit-Closed: 1`` (the reporter closes; nothing follows until the source
+starts again). An empty batch carrying them is a heartbeat.
 """
 
 from __future__ import annotations
@@ -24,12 +30,46 @@ from test_coordinator.ports.audit import (
     Outage,
     SenderOrders,
     ServiceStart,
+    SourceProgress,
     new_event_id,
 )
+
+SOURCE_HEADER = "X-Audit-Source"
+COMPLETE_TO_HEADER = "X-Audit-Complete-To"
+CLOSED_HEADER = "X-Audit-Closed"
 
 
 class MalformedAuditJson(ValueError):
     """A body that is not an audit event or a correlation; the message says what is wrong."""
+
+
+def progress_headers(
+    source: str, complete_to_ms: int | None, *, closed: bool = False
+) -> dict[str, str]:
+    """The headers of a batch from ``source`` saying how far its events are delivered."""
+    headers = {SOURCE_HEADER: source}
+    if complete_to_ms is not None:
+        headers[COMPLETE_TO_HEADER] = str(complete_to_ms)
+    if closed:
+        headers[CLOSED_HEADER] = "1"
+    return headers
+
+
+def progress_from_headers(headers: Mapping[str, str]) -> SourceProgress | None:
+    """What a batch's headers say of its source's progress; None without a source."""
+    source = (headers.get(SOURCE_HEADER) or "").strip()
+    if not source:
+        return None
+    raw = headers.get(COMPLETE_TO_HEADER)
+    complete_to = None
+    if raw is not None:
+        try:
+            complete_to = int(raw)
+        except ValueError:
+            raise MalformedAuditJson(
+                f"{COMPLETE_TO_HEADER}: not epoch milliseconds: {raw[:40]!r}"
+            ) from None
+    return SourceProgress(source, complete_to, closed=headers.get(CLOSED_HEADER) == "1")
 
 
 def event_to_json(event: AuditEvent) -> dict[str, Any]:
@@ -151,6 +191,10 @@ def correlation_to_json(correlation: Correlation) -> dict[str, Any]:
             for s in correlation.service_starts
         ],
         "orders": orders.as_json(),
+        "sources": [
+            {"source": p.source, "complete_to_ms": p.complete_to_ms, "closed": p.closed}
+            for p in correlation.sources
+        ],
     }
 
 
@@ -207,6 +251,12 @@ def _correlation(body: Any) -> Correlation:
             for s in body["service_starts"]
         ),
         orders=_orders(body["orders"]),
+        sources=tuple(
+            SourceProgress(
+                str(p["source"]), _opt_int(p.get("complete_to_ms")), p.get("closed") is True
+            )
+            for p in body.get("sources") or ()
+        ),
     )
 
 
