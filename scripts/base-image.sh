@@ -129,8 +129,8 @@ build_base() {
 
   local tool=$TOOL
   if [ "$tool" = auto ]; then
-    if command -v mmdebstrap >/dev/null 2>&1 || apt-get install -y -qq mmdebstrap >/dev/null 2>&1 \
-       || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq mmdebstrap >/dev/null 2>&1; }; then
+    if command -v mmdebstrap >/dev/null 2>&1 || apt-get -o DPkg::Lock::Timeout=300 install -y -qq mmdebstrap >/dev/null 2>&1 \
+       || { apt-get -o DPkg::Lock::Timeout=300 update -qq >/dev/null 2>&1 && apt-get -o DPkg::Lock::Timeout=300 install -y -qq mmdebstrap >/dev/null 2>&1; }; then
       tool=mmdebstrap
     else
       tool=debootstrap
@@ -139,7 +139,7 @@ build_base() {
   local t0=$SECONDS
   log "building $IMAGE with $tool from $main"
   if [ "$tool" = mmdebstrap ]; then
-    command -v mmdebstrap >/dev/null 2>&1 || apt-get install -y -qq mmdebstrap >/dev/null
+    command -v mmdebstrap >/dev/null 2>&1 || apt-get -o DPkg::Lock::Timeout=300 install -y -qq mmdebstrap >/dev/null
     # shellcheck disable=SC2016  # the hooks are expanded by mmdebstrap's sh
     # merged-usr hook: the layout without the usrmerge package (and its perl).
     mmdebstrap --quiet --mode=root --variant=minbase --include="$PACKAGES" \
@@ -152,7 +152,7 @@ build_base() {
       "$SUITE" "$work/rootfs.tar" "${lines[@]}" >"$work/log" 2>&1 \
       || { tail -20 "$work/log" >&2; log "mmdebstrap failed"; exit 1; }
   else
-    command -v debootstrap >/dev/null 2>&1 || apt-get install -y -qq debootstrap >/dev/null
+    command -v debootstrap >/dev/null 2>&1 || apt-get -o DPkg::Lock::Timeout=300 install -y -qq debootstrap >/dev/null
     local r=$work/rootfs
     debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$r" "$main" >"$work/log" 2>&1 \
       || { tail -20 "$work/log" >&2; log "debootstrap failed"; exit 1; }

@@ -110,7 +110,7 @@ install_packages() {
   log "installing ${pkgs[*]} (log: $APT_LOG)"
   export DEBIAN_FRONTEND=noninteractive
   # Package lists may be stale or absent: update only if the install needs it.
-  { apt-get install -y -qq "${pkgs[@]}" || { apt-get update -qq && apt-get install -y -qq "${pkgs[@]}"; }; } \
+  { apt-get -o DPkg::Lock::Timeout=300 install -y -qq "${pkgs[@]}" || { apt-get -o DPkg::Lock::Timeout=300 update -qq && apt-get -o DPkg::Lock::Timeout=300 install -y -qq "${pkgs[@]}"; }; } \
     >"$APT_LOG" 2>&1 || { log "apt-get install ${pkgs[*]} failed (see $APT_LOG)"; return 1; }
 }
 

@@ -136,7 +136,7 @@ pick_compose() {
     COMPOSE=(podman-compose)
   elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     log "no compose found: installing Debian's docker-compose (log: /tmp/stack-compose-apt.log)"
-    { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose \
+    { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends docker-compose \
       || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose; }
     } >/tmp/stack-compose-apt.log 2>&1 || die "apt-get install docker-compose failed (see /tmp/stack-compose-apt.log)"
     COMPOSE=(docker-compose)
