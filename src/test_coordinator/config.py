@@ -7,11 +7,19 @@ variable and what it allows.
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from test_coordinator import package_version
@@ -59,6 +67,18 @@ class Settings(BaseSettings):
     postgres_schema: str | None = None
     redis_namespace: str | None = None
 
+    # The runs API (``serve``).
+    api_token: SecretStr | None = None
+    """Bearer token every call on runs and scenarios must carry; required off loopback."""
+    max_concurrent_runs: int = Field(default=4, ge=1, le=64)
+    max_queued_runs: int = Field(default=100, ge=0, le=100_000)
+    scenario_dir: Path = Path("scenarios")
+    """The scenario library: runs may name a scenario in it."""
+    reports_dir: Path = Path("reports")
+    allow_remote_execution: bool = False
+    """Whether a scenario sent in a request may start local processes, containers or commands."""
+    max_request_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+
     @field_validator("service_name", "service_instance_name")
     @classmethod
     def _valid_name(cls, value: str) -> str:
@@ -86,6 +106,13 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("api_token", mode="before")
+    @classmethod
+    def _blank_token_is_unset(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
 
     @field_validator("postgres_schema")
     @classmethod
@@ -124,6 +151,20 @@ class Settings(BaseSettings):
     @property
     def instance_data_dir(self) -> Path:
         return self.data_dir / self.service_instance_name
+
+    @property
+    def loopback_only(self) -> bool:
+        """Whether HTTP_HOST reaches this machine only (127.0.0.0/8, ::1, localhost)."""
+        return is_loopback(self.http_host)
+
+
+def is_loopback(host: str) -> bool:
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _is_identifier(value: str) -> bool:

@@ -16,6 +16,8 @@ from typing import Any
 from test_coordinator.engine.ports import EngineDeps, LoadRunner, Probe
 from test_coordinator.ports.storage import (
     JournalEvent,
+    RunPage,
+    RunQuery,
     RunRecord,
     UndoRecord,
     UndoStatus,
@@ -47,6 +49,9 @@ class InMemoryRunStore:
 
     async def list_runs(self, limit: int = 50) -> list[RunRecord]:
         return sorted(self.runs.values(), key=lambda r: -r.started_at_ms)[:limit]
+
+    async def query_runs(self, query: RunQuery) -> RunPage:
+        return query.select(self.runs.values())
 
     async def events(self, run_id: str) -> list[JournalEvent]:
         return list(self.events_by_run.get(run_id, []))

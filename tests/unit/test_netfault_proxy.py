@@ -343,8 +343,8 @@ async def test_bandwidth_downstream_and_no_longer_after_clear(
     await asyncio.wait_for(again.reader.readexactly(300_000), 5.0)
     unlimited = time.perf_counter() - started
 
-    assert 0.26 <= limited <= 0.5
-    assert unlimited < 0.1
+    assert 0.26 <= limited  # 300 kB at 1 MB/s: at least 0.3 s, less the first burst
+    assert unlimited < limited / 3  # relative: a busy machine slows both
 
 
 # --- connection faults -------------------------------------------------------------------

@@ -12,8 +12,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from support.run_store_contract import RunStoreContract, ids, run
+from test_coordinator.adapters.storage import sqlite_file
+from test_coordinator.adapters.storage.buffered import BufferedWriter
+from test_coordinator.adapters.storage.buffered_store import BufferedRunStore
 from test_coordinator.adapters.storage.engines import sqlite_engine
+from test_coordinator.adapters.storage.migrate import alembic_config
 from test_coordinator.adapters.storage.paths import SQLITE_FILE
+from test_coordinator.adapters.storage.remote import ReconnectPolicy
 from test_coordinator.adapters.storage.sql_store import SqlRunStore
 from test_coordinator.adapters.storage.sqlite_file import (
     HEAD_REVISION,
@@ -21,14 +27,14 @@ from test_coordinator.adapters.storage.sqlite_file import (
     revision_of,
 )
 from test_coordinator.adapters.storage.tables import metadata
-from test_coordinator.ports.availability import StorageRejected
+from test_coordinator.ports.availability import StorageRejected, StorageUnavailable
 from test_coordinator.ports.storage import (
     JournalEvent,
-    RunRecord,
+    RunCursor,
+    RunQuery,
     RunStatus,
     RunStore,
     UndoRecord,
-    UndoStatus,
 )
 
 
@@ -55,15 +61,8 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     light.close()
 
 
-def run(run_id: str, started_at_ms: int = 1, **changes: object) -> RunRecord:
-    fields: dict[str, object] = {
-        "run_id": run_id,
-        "scenario": "kill-exchange",
-        "status": RunStatus.RUNNING,
-        "started_at_ms": started_at_ms,
-    }
-    fields.update(changes)
-    return RunRecord(**fields)  # type: ignore[arg-type]
+class TestRunStoreContract(RunStoreContract):
+    """Every RunStore test, on both stores of the SQLite file (the ``store`` fixture)."""
 
 
 async def test_migrations_create_the_tables_and_record_their_revision(
@@ -90,64 +89,39 @@ async def test_migrations_match_the_table_definitions(sql_store: SqlRunStore) ->
     assert {t.name: {c.name for c in t.columns} for t in metadata.sorted_tables} == built
 
 
+async def test_migrations_build_the_indexes_of_the_table_definitions(
+    sql_store: SqlRunStore,
+) -> None:
+    def indexes(connection: sa.Connection) -> dict[str, dict[str, tuple[str, ...]]]:
+        inspector = sa.inspect(connection)
+        return {
+            t: {
+                str(i["name"]): tuple(map(str, i["column_names"])) for i in inspector.get_indexes(t)
+            }
+            for t in metadata.tables
+        }
+
+    async with sql_store.engine.connect() as connection:
+        built = await connection.run_sync(indexes)
+
+    declared = {
+        t.name: {str(i.name): tuple(c.name for c in i.columns) for i in t.indexes}
+        for t in metadata.sorted_tables
+    }
+    assert declared == built
+    assert built["runs"]["ix_runs_scenario_started_at_ms"] == (
+        "scenario",
+        "started_at_ms",
+        "run_id",
+    )
+
+
 async def test_migrating_twice_changes_nothing(sql_store: SqlRunStore) -> None:
     await sql_store.save_run(run("r1"))
 
     await sql_store.migrate()
 
     assert run("r1") == await sql_store.get_run("r1")
-
-
-async def test_save_run_inserts_then_updates(store: RunStore) -> None:
-    await store.save_run(run("r1", summary={"steps": 1}))
-    finished = run("r1", status=RunStatus.PASSED, ended_at_ms=9, summary={"steps": 2})
-
-    await store.save_run(finished)
-
-    assert finished == await store.get_run("r1")
-    assert await store.get_run("missing") is None
-
-
-async def test_list_runs_newest_first_with_limit(store: RunStore) -> None:
-    for index in range(5):
-        await store.save_run(run(f"r{index}", started_at_ms=index))
-
-    listed = await store.list_runs(limit=3)
-
-    assert [r.run_id for r in listed] == ["r4", "r3", "r2"]
-
-
-async def test_events_in_sequence_and_duplicates_ignored(store: RunStore) -> None:
-    """Replaying an append (after a crash) must not fail nor duplicate events."""
-    second = JournalEvent("r1", 2, 20, "probe", {"ok": True})
-    first = JournalEvent("r1", 1, 10, "started")
-    await store.append_events([second, first])
-
-    await store.append_events([first])
-    await store.append_events([])
-
-    assert [first, second] == await store.events("r1")
-    assert await store.events("other") == []
-
-
-async def test_many_events_in_one_append(store: RunStore) -> None:
-    events = [JournalEvent("r1", seq, seq, "tick") for seq in range(2500)]
-
-    await store.append_events(events)
-
-    assert events == await store.events("r1")
-
-
-async def test_undo_records_until_finished(store: RunStore) -> None:
-    early = UndoRecord("u1", "r1", "exchange-OKX", {"restart": True}, created_at_ms=1)
-    late = UndoRecord("u2", "r1", "redis", {"unpause": True}, created_at_ms=2)
-    await store.record_undo(late)
-    await store.record_undo(early)
-
-    await store.finish_undo("u2", UndoStatus.DONE, "restarted")
-    await store.finish_undo("unknown", UndoStatus.FAILED)
-
-    assert [early] == await store.pending_undos()
 
 
 async def test_a_refused_write_is_our_error(store: RunStore, tmp_path: Path) -> None:
@@ -181,6 +155,105 @@ async def test_each_store_reads_what_the_other_wrote(
         assert [r.run_id for r in await light.list_runs()] == ["service", "cli"]
     finally:
         light.close()
+
+
+async def test_each_store_lists_what_the_other_wrote(
+    sql_store: SqlRunStore, tmp_path: Path
+) -> None:
+    """The new statuses and the listing, across the two stores of one file."""
+    light = await open_sqlite_file(tmp_path)
+    try:
+        await light.save_run(run("cli-queued", 3, status=RunStatus.QUEUED, scenario="s"))
+        await light.save_run(run("cli-passed", 2, status=RunStatus.PASSED, scenario="s"))
+        await sql_store.save_run(run("svc-cancelled", 4, status=RunStatus.CANCELLED, scenario="s"))
+        await sql_store.save_run(run("svc-other", 5, scenario="t"))
+        query = RunQuery(
+            scenario="s", statuses=frozenset({RunStatus.QUEUED, RunStatus.CANCELLED}), limit=1
+        )
+
+        for store in (light, sql_store):
+            first = await store.query_runs(query)
+            assert ids(first.runs) == ["svc-cancelled"] and first.next is not None
+            rest = await store.query_runs(
+                RunQuery(scenario="s", statuses=query.statuses, before=first.next)
+            )
+            assert ids(rest.runs) == ["cli-queued"] and rest.next is None
+        assert await sql_store.get_run("cli-queued") == await light.get_run("cli-queued")
+    finally:
+        light.close()
+
+
+async def test_a_file_at_the_first_revision_is_migrated_keeping_its_runs(
+    tmp_path: Path,
+) -> None:
+    """A CLI file written before the listing indexes gets them on its next open."""
+    path = tmp_path / SQLITE_FILE
+    engine = sa.create_engine(f"sqlite:///{path}")
+    try:
+        with engine.begin() as connection:
+            from alembic import command
+
+            command.upgrade(alembic_config(connection, None), "0001")
+    finally:
+        engine.dispose()
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute(
+            "INSERT INTO runs VALUES ('old', 'kill-exchange', 'passed', 7, 9, '{\"a\": 1}')"
+        )
+        connection.commit()
+    assert revision_of(path) == "0001"
+
+    light = await open_sqlite_file(tmp_path)
+    try:
+        assert revision_of(path) == HEAD_REVISION
+        page = await light.query_runs(RunQuery(scenario="kill-exchange"))
+        assert page.runs == (
+            run("old", 7, status=RunStatus.PASSED, ended_at_ms=9, summary={"a": 1}),
+        )
+    finally:
+        light.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "index"),
+    [
+        (RunQuery(scenario="s"), "ix_runs_scenario_started_at_ms"),
+        (RunQuery(scenario="s", before=RunCursor(5, "r")), "ix_runs_scenario_started_at_ms"),
+        (RunQuery(statuses=frozenset({RunStatus.QUEUED})), "ix_runs_status_started_at_ms"),
+        (RunQuery(before=RunCursor(5, "r")), "ix_runs_started_at_ms"),
+        (RunQuery(started_from_ms=1, started_to_ms=9), "ix_runs_started_at_ms"),
+    ],
+)
+async def test_a_listing_searches_an_index(
+    sql_store: SqlRunStore, tmp_path: Path, query: RunQuery, index: str
+) -> None:
+    """No listing reads the whole table: each is a range of an index."""
+    sql, params = sqlite_file._run_listing(query)
+    with contextlib.closing(sqlite3.connect(tmp_path / SQLITE_FILE)) as connection:
+        plan = [row[3] for row in connection.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
+
+    assert any(step.startswith(("SEARCH", "SCAN")) and index in step for step in plan), plan
+    assert not any(step == "SCAN runs" for step in plan), plan
+
+
+async def test_the_buffered_store_lists_through_the_server_and_refuses_while_it_is_down(
+    sql_store: SqlRunStore, tmp_path: Path
+) -> None:
+    """Like list_runs and get_run: answered by the server, StorageUnavailable without it."""
+    policy = ReconnectPolicy(check_interval_s=60, first_backoff_s=60, max_backoff_s=60)
+    writer = BufferedWriter("sqlite", sql_store, tmp_path / "outbox.db", policy)
+    buffered = BufferedRunStore(sql_store, writer)
+    await sql_store.save_run(run("r1", 1, status=RunStatus.QUEUED))
+
+    with pytest.raises(StorageUnavailable, match="sqlite is unavailable"):
+        await buffered.query_runs(RunQuery())
+
+    await writer.start()
+    try:
+        page = await buffered.query_runs(RunQuery(statuses=frozenset({RunStatus.QUEUED})))
+        assert ids(page.runs) == ["r1"]
+    finally:
+        await writer.close()
 
 
 async def test_a_new_file_is_migrated_to_the_head_revision(tmp_path: Path) -> None:

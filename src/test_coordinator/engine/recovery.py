@@ -13,6 +13,11 @@ hold, each record's incarnation is adopted, and the records are undone newest
 first through :func:`~test_coordinator.engine.undo.unwind_actions`, the same
 path and the same verification as the run's own cleanup. Runs of a coordinator
 (or guard) that is still alive, or that ran on another host, are left alone.
+
+A ``queued`` run never injected anything: when the coordinator that queued it
+(``summary["coordinator"]``) is gone, it is marked aborted, with nothing to undo.
+A queued run that names no coordinator is left alone: nothing tells whether the
+service that queued it still runs.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from test_coordinator.engine.undo_actions import UndoAction, perform
 from test_coordinator.engine.undo_verify import health_verifier
 from test_coordinator.ports.storage import (
     JournalEvent,
+    RunQuery,
     RunRecord,
     RunStatus,
     RunStore,
@@ -45,6 +51,8 @@ log = logging.getLogger(__name__)
 
 LIST_LIMIT = 10_000
 RECOVERED_EVENT = "run.recovered"
+UNFINISHED = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
+"""The statuses of a run whose coordinator, once dead, leaves it to recovery."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,14 +89,18 @@ async def recover_runs(
 ) -> RecoveryReport:
     """Undo the pending records of every run left behind (or only of the runs in ``only``)."""
     pending = await store.pending_undos()
-    runs = {run.run_id: run for run in await store.list_runs(limit=LIST_LIMIT)}
+    unfinished = await store.query_runs(RunQuery(statuses=UNFINISHED, limit=LIST_LIMIT))
+    runs = {run.run_id: run for run in unfinished.runs}
     for run_id in {u.run_id for u in pending} | set(only or ()):
         if run_id not in runs:
             found = await store.get_run(run_id)
             if found is not None:
                 runs[found.run_id] = found
     involved = {u.run_id for u in pending} | {
-        r.run_id for r in runs.values() if r.status is RunStatus.RUNNING
+        r.run_id
+        for r in runs.values()
+        if r.status is RunStatus.RUNNING
+        or (r.status is RunStatus.QUEUED and r.summary.get("coordinator"))
     }
     if only is not None:
         involved &= set(only)
@@ -116,7 +128,7 @@ async def recover_runs(
     aborted = []
     for run_id in sorted(orphaned):
         run = runs.get(run_id)
-        if run is None or run.status is not RunStatus.RUNNING:
+        if run is None or run.status not in UNFINISHED:
             continue
         await _mark_aborted(store, run, [u for u in undone if u.run_id == run_id], wall_clock_ms())
         aborted.append(run_id)
@@ -134,7 +146,7 @@ def _still_owned(run: RunRecord | None) -> str | None:
     guard = run.summary.get("guard")
     if coordinator_alive(guard) and (guard or {}).get("pid") != os.getpid():
         return f"its guard (pid {guard['pid']}) is undoing it"  # type: ignore[index]
-    if alive is None and coordinator and run.status is RunStatus.RUNNING:
+    if alive is None and coordinator and run.status in UNFINISHED:
         return f"its coordinator ran on host {coordinator.get('host')}"
     return None
 
@@ -196,7 +208,13 @@ async def _mark_aborted(
 ) -> None:
     guard = run.summary.get("guard") or {}
     who = "its guard" if guard.get("pid") == os.getpid() else "a later recovery"
-    reason = f"the coordinator died before the run ended; undone by {who} (pid {os.getpid()})"
+    if run.status is RunStatus.QUEUED:
+        reason = (
+            "the coordinator died before the queued run started; nothing to undo; "
+            f"marked by {who} (pid {os.getpid()})"
+        )
+    else:
+        reason = f"the coordinator died before the run ended; undone by {who} (pid {os.getpid()})"
     failed = [u for u in undone if u.status is not UndoStatus.DONE]
     await store.save_run(
         replace(

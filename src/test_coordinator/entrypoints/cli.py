@@ -59,8 +59,15 @@ def serve() -> None:
         typer.echo(f"test-coordinator: invalid configuration: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
 
+    from test_coordinator.entrypoints.http.auth import ExposedWithoutToken, check_exposure
     from test_coordinator.infrastructure.logging import configure_logging
     from test_coordinator.service.http_serving import StartupError
+
+    try:
+        check_exposure(settings)
+    except ExposedWithoutToken as exc:
+        typer.echo(f"test-coordinator: refusing to start: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
     from test_coordinator.service.lifecycle import serve as serve_forever
 
     configure_logging(settings)

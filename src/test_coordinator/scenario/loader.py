@@ -96,6 +96,36 @@ def load_scenario(
     )
 
 
+def load_scenario_text(
+    text: str,
+    *,
+    label: str,
+    scenario_dir: Path,
+    overrides: Mapping[str, str] | None = None,
+    allocate_port: Callable[[], int] = placeholder_port,
+    run_id: str = "validate",
+    reports_dir: Path = DEFAULT_REPORTS_DIR,
+) -> LoadedScenario:
+    """A scenario sent as text (not read from a file), named ``label`` in its problems.
+
+    Its variables come from its defaults and ``overrides`` only, never from this
+    process's environment; ``${scenario_dir}`` is ``scenario_dir``."""
+    builtins = {
+        "python": sys.executable,
+        "scenario_dir": str(scenario_dir.absolute()),
+        "run_id": run_id,
+        "run_dir": str((reports_dir / run_id).absolute()),
+    }
+    return load_text(
+        text,
+        path=Path(label),
+        overrides=overrides or {},
+        environ={},
+        allocate_port=allocate_port,
+        builtins=builtins,
+    )
+
+
 def _read(path: Path, file: str) -> str:
     """The file's text; at most MAX_FILE_BYTES are read, so /dev/zero cannot fill memory."""
     try:

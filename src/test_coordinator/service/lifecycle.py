@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import uvicorn
 
+from test_coordinator.adapters.redis_client import redis_client
 from test_coordinator.adapters.registry import (
     InProcessServiceRegistry,
     RedisServiceRegistry,
@@ -25,6 +26,8 @@ from test_coordinator.adapters.storage import DataAdapter
 from test_coordinator.config import Settings
 from test_coordinator.entrypoints.grpc_server import GrpcServer
 from test_coordinator.entrypoints.http.app import create_app
+from test_coordinator.entrypoints.http.body_limit import BodyLimitMiddleware
+from test_coordinator.entrypoints.http.runs import install_runs_api
 from test_coordinator.infrastructure.grpc_metrics import GrpcMetricsInterceptor
 from test_coordinator.infrastructure.http_metrics import HttpMetricsMiddleware
 from test_coordinator.infrastructure.logging import get_logger
@@ -38,11 +41,15 @@ from test_coordinator.service.http_serving import (
     wait_for_stop,
     wait_started,
 )
+from test_coordinator.service.runs.manager import RunManager
+from test_coordinator.service.runs.wiring import build_run_manager
 from test_coordinator.service.state import ServiceState, utc_now_iso
 
 SHUTDOWN_BUDGET_S = 9.0
 GRPC_GRACE_S = 4.0
 RECOVERY_DEADLINE_S = 30.0
+RUNS_CLOSE_BUDGET_S = 4.0
+"""At shutdown, how long running runs may take to undo; their guards finish what remains."""
 
 log = get_logger("test_coordinator.service")
 
@@ -71,6 +78,39 @@ async def _serve_until(settings: Settings, stop: asyncio.Event) -> None:
     adapter = DataAdapter.from_settings(settings)
     await adapter.start()
     await _recover_leftovers(adapter)
+    async with contextlib.AsyncExitStack() as resources:
+        manager = await _run_manager(settings, adapter, metrics, resources)
+        await _serve_with(settings, stop, metrics, adapter, manager)
+
+
+async def _run_manager(
+    settings: Settings,
+    adapter: DataAdapter,
+    metrics: PrometheusMetrics,
+    resources: contextlib.AsyncExitStack,
+) -> RunManager:
+    """The runs service over the adapter's store, with leases in Redis when there is one."""
+    from test_coordinator.engine.wiring import runtime_deps
+
+    deps = await resources.enter_async_context(runtime_deps(adapter.runs))
+    redis = None
+    if settings.redis_url:
+        redis = redis_client(settings.redis_url)
+        resources.push_async_callback(redis.aclose)
+    manager = build_run_manager(
+        settings, store=adapter.runs, deps=deps, metrics=metrics, redis=redis
+    )
+    manager.start()
+    return manager
+
+
+async def _serve_with(
+    settings: Settings,
+    stop: asyncio.Event,
+    metrics: PrometheusMetrics,
+    adapter: DataAdapter,
+    manager: RunManager,
+) -> None:
     state = ServiceState(settings, health_sources=[adapter])
     registry = registry_from_settings(settings, status=lambda: state.health().status.value)
     grpc_server = GrpcServer(
@@ -81,6 +121,8 @@ async def _serve_until(settings: Settings, stop: asyncio.Event) -> None:
         metrics.render,
         middleware=lambda app: app.add_middleware(HttpMetricsMiddleware, metrics=metrics),
     )
+    install_runs_api(app, manager)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     http_server = QuietSignalsServer(
         uvicorn.Config(
             app,
@@ -115,6 +157,7 @@ async def _serve_until(settings: Settings, stop: asyncio.Event) -> None:
         state.ready = False
         try:
             async with asyncio.timeout(SHUTDOWN_BUDGET_S):
+                await manager.close(RUNS_CLOSE_BUDGET_S)
                 await _shutdown(grpc_server, http_server, http_task, registry, adapter)
         finally:
             if listener is not None:

@@ -7,7 +7,14 @@ from collections.abc import Sequence
 from test_coordinator.adapters.storage import writes
 from test_coordinator.adapters.storage.buffered import BufferedWriter
 from test_coordinator.adapters.storage.sql_store import SqlRunStore
-from test_coordinator.ports.storage import JournalEvent, RunRecord, UndoRecord, UndoStatus
+from test_coordinator.ports.storage import (
+    JournalEvent,
+    RunPage,
+    RunQuery,
+    RunRecord,
+    UndoRecord,
+    UndoStatus,
+)
 
 
 class BufferedRunStore:
@@ -35,6 +42,9 @@ class BufferedRunStore:
 
     async def list_runs(self, limit: int = 50) -> list[RunRecord]:
         return await self._writer.read(lambda: self._store.list_runs(limit))
+
+    async def query_runs(self, query: RunQuery) -> RunPage:
+        return await self._writer.read(lambda: self._store.query_runs(query))
 
     async def events(self, run_id: str) -> list[JournalEvent]:
         return await self._writer.read(lambda: self._store.events(run_id))

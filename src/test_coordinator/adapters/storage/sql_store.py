@@ -21,6 +21,8 @@ from test_coordinator.adapters.storage.writes import PendingWrite, WriteKind
 from test_coordinator.ports.availability import StorageRejected
 from test_coordinator.ports.storage import (
     JournalEvent,
+    RunPage,
+    RunQuery,
     RunRecord,
     UndoRecord,
     UndoStatus,
@@ -28,6 +30,31 @@ from test_coordinator.ports.storage import (
 
 # Bound parameters per statement stay far below SQLite's and asyncpg's limits.
 _ROWS_PER_INSERT = 1000
+
+
+def _run_listing(query: RunQuery) -> sa.Select[Any]:
+    """``query`` as SQL: its filters, newest first, ``limit + 1`` rows (the extra one
+    tells there is a next page). The keyset condition is spelled so that a plain range
+    on ``started_at_ms`` bounds the index scan on SQLite and PostgreSQL alike."""
+    conditions: list[sa.ColumnElement[bool]] = []
+    if query.scenario is not None:
+        conditions.append(runs.c.scenario == query.scenario)
+    if query.statuses:
+        conditions.append(runs.c.status.in_(sorted(s.value for s in query.statuses)))
+    if query.started_from_ms is not None:
+        conditions.append(runs.c.started_at_ms >= query.started_from_ms)
+    if query.started_to_ms is not None:
+        conditions.append(runs.c.started_at_ms < query.started_to_ms)
+    if query.before is not None:
+        at, run_id = query.before.started_at_ms, query.before.run_id
+        conditions.append(runs.c.started_at_ms <= at)
+        conditions.append(sa.or_(runs.c.started_at_ms < at, runs.c.run_id < run_id))
+    return (
+        sa.select(runs)
+        .where(*conditions)
+        .order_by(runs.c.started_at_ms.desc(), runs.c.run_id.desc())
+        .limit(query.limit + 1)
+    )
 
 
 class SqlRunStore:
@@ -79,8 +106,13 @@ class SqlRunStore:
         return writes.run_from_row(rows[0]) if rows else None
 
     async def list_runs(self, limit: int = 50) -> list[RunRecord]:
-        query = sa.select(runs).order_by(runs.c.started_at_ms.desc(), runs.c.run_id).limit(limit)
-        return [writes.run_from_row(row) for row in await self._select(query)]
+        if limit < 1:
+            return []
+        return list((await self.query_runs(RunQuery(limit=limit))).runs)
+
+    async def query_runs(self, query: RunQuery) -> RunPage:
+        rows = await self._select(_run_listing(query))
+        return query.page([writes.run_from_row(row) for row in rows])
 
     async def events(self, run_id: str) -> list[JournalEvent]:
         query = (

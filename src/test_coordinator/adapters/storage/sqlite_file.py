@@ -23,9 +23,16 @@ from typing import Any, TypeVar
 from test_coordinator.adapters.storage import writes
 from test_coordinator.adapters.storage.paths import SQLITE_FILE
 from test_coordinator.ports.availability import StorageRejected, StorageUnavailable
-from test_coordinator.ports.storage import JournalEvent, RunRecord, UndoRecord, UndoStatus
+from test_coordinator.ports.storage import (
+    JournalEvent,
+    RunPage,
+    RunQuery,
+    RunRecord,
+    UndoRecord,
+    UndoStatus,
+)
 
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 """The newest migration in ``migrations/versions`` (a test keeps the two equal)."""
 
 BUSY_TIMEOUT_MS = 5000
@@ -60,6 +67,32 @@ _APPEND_EVENT = (
     f"INSERT INTO journal_events ({', '.join(_EVENT_COLUMNS)}) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT DO NOTHING"
 )
+
+
+def _run_listing(query: RunQuery) -> tuple[str, tuple[Any, ...]]:
+    """The same SQL as ``sql_store``'s listing: filters, newest first, ``limit + 1`` rows."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    if query.scenario is not None:
+        conditions.append("scenario = ?")
+        params.append(query.scenario)
+    if query.statuses:
+        statuses = sorted(s.value for s in query.statuses)
+        conditions.append(f"status IN ({', '.join('?' * len(statuses))})")
+        params += statuses
+    if query.started_from_ms is not None:
+        conditions.append("started_at_ms >= ?")
+        params.append(query.started_from_ms)
+    if query.started_to_ms is not None:
+        conditions.append("started_at_ms < ?")
+        params.append(query.started_to_ms)
+    if query.before is not None:
+        at, run_id = query.before.started_at_ms, query.before.run_id
+        conditions.append("started_at_ms <= ? AND (started_at_ms < ? OR run_id < ?)")
+        params += [at, at, run_id]
+    where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+    sql = f"SELECT * FROM runs {where}ORDER BY started_at_ms DESC, run_id DESC LIMIT ?"
+    return sql, (*params, query.limit + 1)
 
 
 def _values(row: Mapping[str, Any], columns: Sequence[str]) -> tuple[Any, ...]:
@@ -144,8 +177,13 @@ class SqliteFileRunStore:
         return writes.run_from_row(rows[0]) if rows else None
 
     async def list_runs(self, limit: int = 50) -> list[RunRecord]:
-        query = "SELECT * FROM runs ORDER BY started_at_ms DESC, run_id LIMIT ?"
-        return [writes.run_from_row(row) for row in await self._select(query, (limit,))]
+        if limit < 1:
+            return []
+        return list((await self.query_runs(RunQuery(limit=limit))).runs)
+
+    async def query_runs(self, query: RunQuery) -> RunPage:
+        rows = await self._select(*_run_listing(query))
+        return query.page([writes.run_from_row(row) for row in rows])
 
     async def events(self, run_id: str) -> list[JournalEvent]:
         query = "SELECT * FROM journal_events WHERE run_id = ? ORDER BY seq"

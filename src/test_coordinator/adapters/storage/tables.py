@@ -23,6 +23,9 @@ runs = sa.Table(
     sa.Column("ended_at_ms", sa.BigInteger(), nullable=True),
     sa.Column("summary", Json, nullable=False),
     sa.Index("ix_runs_started_at_ms", "started_at_ms"),
+    # run listings (RunQuery): one scenario's or one status's runs, newest first
+    sa.Index("ix_runs_scenario_started_at_ms", "scenario", "started_at_ms", "run_id"),
+    sa.Index("ix_runs_status_started_at_ms", "status", "started_at_ms", "run_id"),
 )
 
 journal_events = sa.Table(

@@ -1,0 +1,399 @@
+"""The runs API over REST: submit, list, get, cancel and follow runs; list and validate the
+scenario library. Every route needs the bearer token when one is configured (see
+:mod:`.auth`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+
+from test_coordinator.entrypoints.http.auth import require_token
+from test_coordinator.entrypoints.http.run_models import (
+    ErrorBody,
+    Journal,
+    JournalEventOut,
+    Problem,
+    Problems,
+    RunDetail,
+    RunOut,
+    RunPage,
+    RunSubmission,
+    ScenarioList,
+    ScenarioOut,
+    ValidationOut,
+    ValidationRequest,
+)
+from test_coordinator.ports.storage import JournalEvent, RunCursor, RunQuery, RunStatus
+from test_coordinator.scenario.problems import ScenarioProblem
+from test_coordinator.service.runs.manager import RunManager
+from test_coordinator.service.runs.requests import RunRefused, RunRequest, UnknownScenario
+
+KEEP_ALIVE_S = 15.0
+MAX_PAGE = 500
+REPORT_FILES = {"report.html": "text/html", "junit.xml": "application/xml"}
+
+_errors: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "No bearer token, or not the right one"},
+    413: {"model": ErrorBody, "description": "The request body is larger than allowed"},
+}
+
+
+def _manager(request: Request) -> RunManager:
+    manager: RunManager = request.app.state.runs
+    return manager
+
+
+Manager = Annotated[RunManager, Depends(_manager)]
+router = APIRouter(prefix="/api/v1", tags=["runs"], dependencies=[Depends(require_token)])
+
+
+def _refused(exc: RunRefused) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status)
+
+
+@router.post(
+    "/runs",
+    status_code=202,
+    response_model=RunOut,
+    summary="Submit a run of a library scenario or of a scenario document",
+    responses={
+        **_errors,
+        403: {"model": ErrorBody, "description": "The scenario would run things on this host"},
+        404: {"model": ErrorBody, "description": "No such scenario in the library"},
+        422: {"model": Problems, "description": "The request or the scenario is not valid"},
+        429: {"model": ErrorBody, "description": "The queue is full"},
+        503: {"model": ErrorBody, "description": "The service is stopping"},
+    },
+)
+async def submit_run(body: RunSubmission, manager: Manager) -> Response:
+    request = RunRequest(
+        scenario=body.scenario, document=body.document, vars=body.var_texts(), seed=body.seed
+    )
+    try:
+        view = await manager.submit(request)
+    except RunRefused as exc:
+        return _refused(exc)
+    out = RunOut.of(view)
+    return JSONResponse(
+        out.model_dump(mode="json"), status_code=202, headers={"Location": out.links.self}
+    )
+
+
+@router.get(
+    "/runs",
+    response_model=RunPage,
+    summary="Runs, newest first, filtered and paged",
+    responses={**_errors, 422: {"model": Problems, "description": "A filter is not valid"}},
+)
+async def list_runs(
+    manager: Manager,
+    scenario: Annotated[str | None, Query(max_length=500)] = None,
+    status: Annotated[list[RunStatus] | None, Query()] = None,
+    started_from_ms: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+    started_to_ms: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> Response:
+    try:
+        before = RunCursor.decode(cursor) if cursor else None
+    except ValueError as exc:
+        return _problems("the query is not valid", [Problem(path="cursor", message=str(exc))])
+    page = await manager.store.query_runs(
+        RunQuery(
+            scenario=scenario,
+            statuses=frozenset(status or ()),
+            started_from_ms=started_from_ms,
+            started_to_ms=started_to_ms,
+            limit=limit,
+            before=before,
+        )
+    )
+    out = RunPage(
+        runs=[RunOut.of(manager.view_of(record)) for record in page.runs],
+        next=page.next.encode() if page.next is not None else None,
+    )
+    return JSONResponse(out.model_dump(mode="json"))
+
+
+@router.get(
+    "/runs/{run_id}",
+    response_model=RunDetail,
+    summary="One run: status, and once it ended its steps, checks, recoveries and undos",
+    responses={**_errors, 404: {"model": ErrorBody, "description": "No such run"}},
+)
+async def get_run(run_id: str, manager: Manager) -> Response:
+    try:
+        view = await manager.get(run_id)
+    except RunRefused as exc:
+        return _refused(exc)
+    detail = RunDetail(**RunOut.of(view).model_dump())
+    journal = _run_file(view.record.summary, "journal.json")
+    if journal is not None:
+        parts = await asyncio.to_thread(_journal_parts, journal)
+        detail = detail.model_copy(update=parts)
+    return JSONResponse(detail.model_dump(mode="json"))
+
+
+@router.post(
+    "/runs/{run_id}/cancel",
+    status_code=202,
+    response_model=RunOut,
+    summary="Cancel a run: a queued one is dropped, a running one undoes its faults",
+    responses={
+        **_errors,
+        404: {"model": ErrorBody, "description": "No such run"},
+        409: {"model": ErrorBody, "description": "The run has already ended"},
+    },
+)
+async def cancel_run(run_id: str, manager: Manager) -> Response:
+    try:
+        view = await manager.cancel(run_id)
+    except RunRefused as exc:
+        return _refused(exc)
+    return JSONResponse(RunOut.of(view).model_dump(mode="json"), status_code=202)
+
+
+@router.get(
+    "/runs/{run_id}/journal",
+    response_model=Journal,
+    summary="The run's journal events stored so far",
+    responses={**_errors, 404: {"model": ErrorBody, "description": "No such run"}},
+)
+async def run_journal(run_id: str, manager: Manager) -> Response:
+    try:
+        await manager.get(run_id)
+    except RunRefused as exc:
+        return _refused(exc)
+    events = await manager.store.events(run_id)
+    out = Journal(run_id=run_id, events=[_event_out(e) for e in events])
+    return JSONResponse(out.model_dump(mode="json"))
+
+
+@router.get(
+    "/runs/{run_id}/events",
+    summary="The run's journal events as Server-Sent Events, live until it ends",
+    response_class=StreamingResponse,
+    responses={
+        **_errors,
+        200: {
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "One event per journal event (id: its seq; event: its kind); "
+            "an `end` event with the run's final status closes the stream",
+        },
+        404: {"model": ErrorBody, "description": "No such run"},
+    },
+)
+async def run_events(
+    run_id: str,
+    manager: Manager,
+    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    last_event_id: Annotated[str | None, Header(max_length=40)] = None,
+) -> Response:
+    try:
+        await manager.get(run_id)
+    except RunRefused as exc:
+        return _refused(exc)
+    if last_event_id is not None and last_event_id.strip().isdigit():
+        after = max(after, int(last_event_id))
+    return StreamingResponse(
+        _sse(manager, run_id, after),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get(
+    "/runs/{run_id}/report.html",
+    response_class=Response,
+    summary="The run's HTML report",
+    responses={
+        **_errors,
+        200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "Report"},
+        404: {"model": ErrorBody, "description": "No such run, or no report yet"},
+    },
+)
+async def run_report(run_id: str, manager: Manager) -> Response:
+    return await _report_file(manager, run_id, "report.html")
+
+
+@router.get(
+    "/runs/{run_id}/junit.xml",
+    response_class=Response,
+    summary="The run's JUnit XML report",
+    responses={
+        **_errors,
+        200: {
+            "content": {"application/xml": {"schema": {"type": "string"}}},
+            "description": "JUnit XML",
+        },
+        404: {"model": ErrorBody, "description": "No such run, or no report yet"},
+    },
+)
+async def run_junit(run_id: str, manager: Manager) -> Response:
+    return await _report_file(manager, run_id, "junit.xml")
+
+
+@router.get(
+    "/scenarios",
+    response_model=ScenarioList,
+    summary="The scenarios of the service's library",
+    responses=_errors,
+)
+async def list_scenarios(manager: Manager) -> Response:
+    found = await asyncio.to_thread(manager.library.scenarios)
+    out = ScenarioList(scenarios=[ScenarioOut(name=s.name, file=str(s.path)) for s in found])
+    return JSONResponse(out.model_dump(mode="json"))
+
+
+@router.post(
+    "/scenarios/validate",
+    response_model=ValidationOut,
+    summary="Validate a library scenario or a scenario document, with its variables",
+    responses={
+        **_errors,
+        404: {"model": ErrorBody, "description": "No such scenario in the library"},
+        422: {"model": Problems, "description": "The request is not valid"},
+    },
+)
+async def validate_scenario(body: ValidationRequest, manager: Manager) -> Response:
+    try:
+        problems = await asyncio.to_thread(
+            manager.library.problems,
+            name=body.scenario,
+            document=body.document,
+            overrides=body.var_texts(),
+        )
+    except UnknownScenario as exc:
+        return _refused(exc)
+    out = ValidationOut(valid=not problems, problems=[scenario_problem(p) for p in problems])
+    return JSONResponse(out.model_dump(mode="json"))
+
+
+def install_runs_api(app: FastAPI, manager: RunManager) -> None:
+    """Serve the runs API of ``manager`` on ``app``; request errors answer as :class:`Problems`."""
+    app.state.runs = manager
+    app.include_router(router)
+
+    async def invalid_request(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        problems = [
+            Problem(
+                path=".".join(str(part) for part in error.get("loc", ())),
+                message=str(error.get("msg", "not valid")),
+            )
+            for error in exc.errors()
+        ]
+        return _problems("the request is not valid", problems)
+
+    app.add_exception_handler(RequestValidationError, invalid_request)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def scenario_problem(problem: ScenarioProblem) -> Problem:
+    return Problem(
+        file=problem.file,
+        line=problem.position.line,
+        column=problem.position.column,
+        path=problem.path,
+        message=problem.message,
+    )
+
+
+def _problems(detail: str, problems: list[Problem]) -> JSONResponse:
+    body = Problems(detail=detail, problems=problems)
+    return JSONResponse(body.model_dump(mode="json"), status_code=422)
+
+
+def _event_out(event: JournalEvent) -> JournalEventOut:
+    data = dict(event.data)
+    at_ms = data.pop("at_ms", event.at_ms)
+    return JournalEventOut(
+        seq=event.seq,
+        at_ms=float(at_ms) if isinstance(at_ms, int | float) else float(event.at_ms),
+        kind=event.kind,
+        data=data,
+    )
+
+
+async def _sse(manager: RunManager, run_id: str, after: int) -> AsyncIterator[bytes]:
+    stream = manager.follow(run_id, after)
+    pending: asyncio.Task[JournalEvent] | None = None
+    try:
+        while True:
+            pending = pending or asyncio.ensure_future(stream.__anext__())
+            done, _ = await asyncio.wait([pending], timeout=KEEP_ALIVE_S)
+            if not done:
+                yield b": keep-alive\n\n"
+                continue
+            task, pending = pending, None
+            try:
+                event = task.result()
+            except StopAsyncIteration:
+                break
+            except RunRefused as exc:
+                yield _sse_frame("error", {"detail": exc.reason})
+                return
+            payload = _event_out(event).model_dump(mode="json")
+            yield _sse_frame(event.kind, payload, event_id=str(event.seq))
+        view = await manager.get(run_id)
+        yield _sse_frame("end", {"run_id": run_id, "status": view.record.status.value})
+    finally:
+        if pending is not None:
+            pending.cancel()
+        await stream.aclose()
+
+
+def _sse_frame(kind: str, payload: dict[str, Any], event_id: str | None = None) -> bytes:
+    lines = [f"id: {event_id}"] if event_id is not None else []
+    lines.append(f"event: {_one_line(kind)}")
+    lines.append("data: " + json.dumps(payload, separators=(",", ":"), default=str))
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", " ").replace("\n", " ")
+
+
+async def _report_file(manager: RunManager, run_id: str, name: str) -> Response:
+    try:
+        view = await manager.get(run_id)
+    except RunRefused as exc:
+        return _refused(exc)
+    path = _run_file(view.record.summary, name)
+    if path is None:
+        return JSONResponse(
+            {"detail": f"run {run_id} has no {name} (yet: {view.record.status.value})"},
+            status_code=404,
+        )
+    return FileResponse(path, media_type=REPORT_FILES[name])
+
+
+def _run_file(summary: Any, name: str) -> Path | None:
+    run_dir = summary.get("run_dir") if hasattr(summary, "get") else None
+    if not isinstance(run_dir, str) or not run_dir:
+        return None
+    path = Path(run_dir) / name
+    return path if path.is_file() else None
+
+
+def _journal_parts(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    parts: dict[str, Any] = {}
+    for key in ("steady_state", "steps", "checks", "recoveries", "undos"):
+        if isinstance(data.get(key), list):
+            parts[key] = [item for item in data[key] if isinstance(item, dict)]
+    if isinstance(data.get("setup"), dict):
+        parts["setup"] = data["setup"]
+    return parts

@@ -1,0 +1,1 @@
+"""Runs through the service: submitted, queued, leased, run, watched, cancelled, remembered."""

@@ -1,0 +1,114 @@
+"""Recovery and queued runs: a queued run injected nothing, so when the coordinator that
+queued it is gone it is marked aborted with nothing to undo; otherwise it is left alone."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from engine_fakes import harness
+
+from test_coordinator.engine.identity import coordinator_identity
+from test_coordinator.engine.recovery import RECOVERED_EVENT, recover_runs
+from test_coordinator.ports.storage import RunRecord, RunStatus
+
+NOW_MS = 10_000
+
+
+def dead_coordinator() -> dict[str, object]:
+    """This host, a pid that exists, another start time: the coordinator that had the
+    pid is gone (the pid was reused)."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "start_ticks": -1}
+
+
+def queued(run_id: str, **summary: object) -> RunRecord:
+    return RunRecord(run_id, "kill-exchange", RunStatus.QUEUED, 1_000, summary=summary)
+
+
+async def test_a_queued_run_of_a_dead_coordinator_is_aborted_with_nothing_undone() -> None:
+    h = harness()
+    await h.store.save_run(queued("q1", coordinator=dead_coordinator(), seed=7))
+
+    report = await recover_runs(h.store, h.deps, wall_clock_ms=lambda: NOW_MS)
+
+    assert report.aborted_runs == ("q1",) and report.undos == () and report.skipped == ()
+    assert report.all_undone
+    assert h.backends == []  # no target was built, so nothing was acted on
+    stored = h.store.runs["q1"]
+    assert stored.status is RunStatus.ABORTED
+    assert stored.ended_at_ms == NOW_MS
+    assert stored.summary["seed"] == 7
+    assert "before the queued run started; nothing to undo" in stored.summary["reason"]
+    assert stored.summary["recovered_undos"] == [] and stored.summary["undo_failed"] is False
+    [event] = h.store.events_by_run["q1"]
+    assert (event.kind, event.seq, event.at_ms) == (RECOVERED_EVENT, 1, NOW_MS - 1_000)
+    assert event.data["status"] == "aborted" and event.data["undos"] == []
+
+
+async def test_a_queued_run_of_a_live_coordinator_is_left_alone() -> None:
+    h = harness()
+    await h.store.save_run(queued("q1", coordinator=coordinator_identity()))
+
+    report = await recover_runs(h.store, h.deps, wall_clock_ms=lambda: NOW_MS)
+
+    assert report.aborted_runs == ()
+    assert report.skipped == (f"run q1: its coordinator (pid {os.getpid()}) still runs",)
+    assert h.store.runs["q1"].status is RunStatus.QUEUED
+
+
+async def test_a_queued_run_queued_on_another_host_is_left_alone() -> None:
+    h = harness()
+    elsewhere = {"host": "another-host.invalid", "pid": 1, "start_ticks": 1}
+    await h.store.save_run(queued("q1", coordinator=elsewhere))
+
+    report = await recover_runs(h.store, h.deps, wall_clock_ms=lambda: NOW_MS)
+
+    assert report.skipped == ("run q1: its coordinator ran on host another-host.invalid",)
+    assert h.store.runs["q1"].status is RunStatus.QUEUED
+
+
+async def test_a_queued_run_that_names_no_coordinator_is_not_touched() -> None:
+    """Nothing tells whether the service that queued it still runs: recovery must not
+    empty a live service's queue."""
+    h = harness()
+    await h.store.save_run(queued("q1", source="library"))
+
+    everything = await recover_runs(h.store, h.deps, wall_clock_ms=lambda: NOW_MS)
+    named = await recover_runs(h.store, h.deps, only={"q1"}, wall_clock_ms=lambda: NOW_MS)
+
+    assert everything.empty and named.empty
+    assert h.store.runs["q1"].status is RunStatus.QUEUED
+
+
+async def test_only_limits_recovery_to_the_named_queued_run() -> None:
+    h = harness()
+    await h.store.save_run(queued("q1", coordinator=dead_coordinator()))
+    await h.store.save_run(queued("q2", coordinator=dead_coordinator()))
+
+    report = await recover_runs(h.store, h.deps, only={"q2"}, wall_clock_ms=lambda: NOW_MS)
+
+    assert report.aborted_runs == ("q2",)
+    assert h.store.runs["q1"].status is RunStatus.QUEUED
+
+
+async def test_finished_runs_are_not_recovered_again() -> None:
+    h = harness()
+    for status in (RunStatus.CANCELLED, RunStatus.ABORTED, RunStatus.PASSED):
+        record = RunRecord(
+            f"r-{status.value}",
+            "s",
+            status,
+            1,
+            2,
+            summary={"coordinator": dead_coordinator()},
+        )
+        await h.store.save_run(record)
+
+    report = await recover_runs(h.store, h.deps, wall_clock_ms=lambda: NOW_MS)
+
+    assert report.empty
+    assert {r.status for r in h.store.runs.values()} == {
+        RunStatus.CANCELLED,
+        RunStatus.ABORTED,
+        RunStatus.PASSED,
+    }
