@@ -18,7 +18,9 @@ from test_coordinator.engine.journal import Journal, Listener, RunClock
 from test_coordinator.engine.ports import EngineDeps
 from test_coordinator.engine.results import Outcome, RunResult
 from test_coordinator.infrastructure.prometheus import PrometheusMetrics
+from test_coordinator.ports.registry import ServiceRecord
 from test_coordinator.ports.storage import RunRecord, RunStatus
+from test_coordinator.scenario.discovery import DiscoveredValues
 from test_coordinator.scenario.loader import LoadedScenario
 from test_coordinator.service.runs.events import RunEvents
 from test_coordinator.service.runs.library import ScenarioLibrary
@@ -65,6 +67,17 @@ steps:
 """
 
 
+DISCOVERING = """
+version: 1
+name: discovering
+services:
+  exchange:
+    discover: {service: exchange-simulator, instance: exchange-OKX}
+steps:
+  - wait: 1s
+"""
+
+
 class StandInEngine:
     """Runs 'run' until released (or interrupted); journals two events; records who ran."""
 
@@ -73,6 +86,7 @@ class StandInEngine:
         self.running: set[str] = set()
         self.most = 0
         self.order: list[str] = []
+        self.loaded: dict[str, LoadedScenario] = {}
 
     async def __call__(
         self,
@@ -90,6 +104,7 @@ class StandInEngine:
         release = self.release.setdefault(options.run_id, asyncio.Event())
         self.running.add(options.run_id)
         self.order.append(loaded.name)
+        self.loaded[options.run_id] = loaded
         self.most = max(self.most, len(self.running))
         outcome = Outcome.PASSED
         try:
@@ -286,3 +301,48 @@ async def test_submissions_at_the_same_moment_never_overfill_the_queue(
     await eventually(lambda: len(engine.running) == 2, timeout_s=5, what="two running")
     assert accepted == manager.queued + manager.running == len(store.runs)
     assert manager.queued <= 3
+
+
+async def test_a_run_finds_its_discovered_services_in_the_registry_before_it_starts(
+    tmp_path: Path, library: ScenarioLibrary
+) -> None:
+    store, engine = InMemoryRunStore(), StandInEngine()
+    asked: list[Path | str] = []
+
+    async def discover(source: Path | str) -> DiscoveredValues:
+        asked.append(source)
+        record = ServiceRecord(
+            "exchange-simulator", "exchange-OKX", "10.1.2.3", 8081, 50052, "1", "docker",
+            "healthy", "2026-12-01T00:00:00Z",
+        )  # fmt: skip
+        return {"exchange": record} if "discover:" in str(source) else {}
+
+    manager = RunManager(
+        store=store,
+        deps=cast(EngineDeps, Deps(store)),
+        library=library,
+        leases=LocalLeases(),
+        events=RunEvents(),
+        metrics=RunMetrics(PrometheusMetrics("", runtime_collectors=False)),
+        holder="test-coordinator",
+        reports_dir=tmp_path / "reports",
+        max_running=2,
+        max_queued=3,
+        write_reports=lambda result: None,
+        runner=engine,
+        discover=discover,
+    )
+    manager.start()
+    try:
+        view = await manager.submit(RunRequest(document=DISCOVERING))
+        run_id = view.record.run_id
+        await eventually(lambda: run_id in engine.running, timeout_s=5, what="running")
+        engine.finish(run_id)
+        await asyncio.wait_for(manager.wait(run_id), 5)
+    finally:
+        await manager.close(5.0)
+
+    assert [DISCOVERING] == asked
+    health = engine.loaded[run_id].model.services["exchange"].health.http
+    assert health is not None and health.url.startswith("http://10.1.2.3:8081/")
+    assert "instance:exchange-simulator:exchange-OKX" in view.record.summary["leases"]

@@ -26,6 +26,7 @@ from test_coordinator.engine.results import Outcome, RunResult
 from test_coordinator.ports.storage import RunStore
 from test_coordinator.reporting.terminal import Terminal, terminal_for_stdout
 from test_coordinator.scenario.audit import AUDIT_URL_ENV
+from test_coordinator.scenario.discovery import DiscoveredValues, DiscoveryFailed
 from test_coordinator.scenario.loader import LoadedScenario, load_scenario, scenario_files
 from test_coordinator.scenario.problems import ScenarioInvalid
 
@@ -41,6 +42,16 @@ class StoreUnavailable(Exception):
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
         self.code = code
+
+
+class RunsStopped(Exception):
+    """A scenario could not be run (its ``discover:`` services could not be resolved):
+    no further run starts; ``results`` are the runs before it."""
+
+    def __init__(self, code: int, results: list[RunResult]) -> None:
+        super().__init__(f"runs stopped (exit {code})")
+        self.code = code
+        self.results = results
 
 
 @contextlib.asynccontextmanager
@@ -145,6 +156,7 @@ async def run_files_with_results(
     from test_coordinator.engine.wiring import runtime_deps
     from test_coordinator.entrypoints.recovery_session import print_recovery, recover_and_report
 
+    stopped: int | None = None
     try:
         async with open_store() as store, runtime_deps(store) as deps:
             report = await recover_and_report(store, deps)
@@ -153,13 +165,18 @@ async def run_files_with_results(
     except StoreUnavailable as exc:
         terminal.line(f"test-coordinator: {exc}", "red")
         return exc.code, []
+    except RunsStopped as exc:
+        results, stopped = exc.results, exc.code
     if results:
         from test_coordinator.reporting.junit import write_junit
 
         combined = write_junit(results, reports_dir / COMBINED_JUNIT)
         if len(results) > 1:
             terminal.line(f"{len(results)} scenarios; combined JUnit report: {combined}")
-    return exit_code(results), results
+    code = exit_code(results)
+    if stopped is not None and code not in (EXIT_INTERRUPTED, EXIT_INFRASTRUCTURE):
+        code = stopped
+    return code, results
 
 
 async def _run_all(
@@ -194,12 +211,20 @@ async def _run_all(
             if stop_requested:
                 break
             run_id = new_run_id()
+            try:
+                discovered = await _discover(item)
+            except DiscoveryFailed as exc:
+                _print_unresolved(terminal, item, exc)
+                raise RunsStopped(
+                    EXIT_INFRASTRUCTURE if exc.unavailable else EXIT_USAGE, results
+                ) from None
             loaded = load_scenario(
                 item.path,
                 overrides=overrides,
                 allocate_port=free_port,
                 run_id=run_id,
                 reports_dir=reports_dir,
+                discovered=discovered,
             )
             control = RunControl()
             current[:] = [control]
@@ -221,3 +246,27 @@ async def _run_all(
         for sig in installed:
             loop.remove_signal_handler(sig)
     return results
+
+
+async def _discover(item: LoadedScenario) -> DiscoveredValues | None:
+    """The registry's records for the scenario's ``discover:`` services (REDIS_URL), asked
+    afresh for each run; None when it has none (Redis is then never imported)."""
+    if not any(service.discovered for service in item.model.services.values()):
+        return None
+    from test_coordinator.adapters.registry.discovery import discover_for
+    from test_coordinator.config import load_settings
+
+    # open_store() has loaded the same settings already, so they are valid here.
+    settings = load_settings(log_level=os.environ.get("LOG_LEVEL", "WARNING"))
+    return await discover_for(item.path, settings)
+
+
+def _print_unresolved(terminal: Terminal, item: LoadedScenario, failed: DiscoveryFailed) -> None:
+    what = (
+        "the service registry does not answer"
+        if failed.unavailable
+        else "a service it discovers (discover:) cannot be resolved"
+    )
+    terminal.line(f"test-coordinator: cannot run {item.name}: {what}", "red")
+    for problem in failed.problems:
+        terminal.line(str(problem))

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
+from test_coordinator.domain.identity import check_name
 from test_coordinator.scenario.probes import ProbeSpec
 from test_coordinator.scenario.types import Duration, ServiceList, ServiceName, Strict, Text
 
@@ -127,21 +128,51 @@ class ProxyRun(Strict):
         return value
 
 
-class Service(Strict):
-    """One service: how it runs (``process``, ``docker`` or ``proxy``), how to tell it is
-    healthy, where its metrics are.
+class DiscoverRun(Strict):
+    """An instance of the ecosystem, found in the service registry at
+    ``services:{service}:{instance}``: ``{service: exchange-simulator, instance: exchange-OKX}``.
 
-    A service with neither is only observed: probes and checks may read it, but
-    no step may start, stop or signal it. ``kubernetes`` is reserved for the
-    backend that will follow.
+    ``instance`` is the whole instance name (SERVICE_INSTANCE_NAME); without it, the
+    singleton (the instance named like the service). The service is observed, never
+    run; its address is ``${<name>.host}``, ``${<name>.http_port}``,
+    ``${<name>.grpc_port}``, ``${<name>.http_url}`` and ``${<name>.grpc_target}``.
+    """
+
+    service: str
+    instance: str | None = None
+
+    @field_validator("service", "instance")
+    @classmethod
+    def _a_name(cls, value: str | None, info: Any) -> str | None:
+        return check_name(value, what=f"{info.field_name} name") if value is not None else None
+
+    @property
+    def instance_name(self) -> str:
+        return self.instance if self.instance is not None else self.service
+
+    @property
+    def key(self) -> str:
+        """The registry key: ``services:{service}:{instance}`` (not namespaced)."""
+        return f"services:{self.service}:{self.instance_name}"
+
+
+class Service(Strict):
+    """One service: how it runs (``process``, ``docker`` or ``proxy``), or where it is found
+    (``discover``), how to tell it is healthy, where its metrics are.
+
+    A service that is not run (none of the three) is only observed: probes and
+    checks may read it, but no step may start, stop or signal it. ``kubernetes``
+    is reserved for the backend that will follow.
     """
 
     process: ProcessRun | None = None
     docker: DockerRun | None = None
     proxy: ProxyRun | None = None
+    discover: DiscoverRun | None = None
     kubernetes: dict[str, Any] | None = None
     health: ProbeSpec
-    """Required, except for a ``proxy``: a TCP connect to its listen port."""
+    """Required, except for a ``proxy`` (a TCP connect to its listen port) and a
+    ``discover`` (the ecosystem's ``/api/v1/health``, set by the loader)."""
     metrics_url: Text | None = None
     log: Text | None = None
     autostart: bool = True
@@ -175,6 +206,11 @@ class Service(Strict):
                 f"a service runs one way: a process, a docker container or a proxy; "
                 f"found {', '.join(kinds)}"
             )
+        if kinds and self.discover is not None:
+            raise ValueError(
+                f"a service found through discover: is observed, not run; "
+                f"found discover and {kinds[0]}; allowed: one of them"
+            )
         return self
 
     @property
@@ -188,6 +224,11 @@ class Service(Strict):
         if self.proxy is not None:
             return "proxy"
         return None
+
+    @property
+    def discovered(self) -> bool:
+        """True when its address comes from the service registry (``discover``)."""
+        return self.discover is not None
 
     @property
     def managed(self) -> bool:

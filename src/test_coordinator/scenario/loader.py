@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from test_coordinator.scenario.diagnostics import problems_from
+from test_coordinator.scenario.discovery import DiscoveredValues, discovery_values
 from test_coordinator.scenario.model import Scenario
 from test_coordinator.scenario.problems import Position, ScenarioInvalid, ScenarioProblem, shown
 from test_coordinator.scenario.semantics import semantic_problems, unknown_service_references
@@ -73,10 +74,13 @@ def load_scenario(
     allocate_port: Callable[[], int] = placeholder_port,
     run_id: str = "validate",
     reports_dir: Path = DEFAULT_REPORTS_DIR,
+    discovered: DiscoveredValues | None = None,
 ) -> LoadedScenario:
     """Read and validate ``path``; raise ScenarioInvalid listing every problem.
 
-    ``${run_dir}`` is ``reports_dir/run_id`` as an absolute path.
+    ``${run_dir}`` is ``reports_dir/run_id`` as an absolute path. ``discovered``: the
+    registry's records for its ``discover:`` services (scenario.discovery); without
+    it, their addresses are placeholders (fine to validate, not to run).
     """
     file = str(path)
     text = _read(path, file)
@@ -93,6 +97,7 @@ def load_scenario(
         environ=os.environ if environ is None else environ,
         allocate_port=allocate_port,
         builtins=builtins,
+        discovered=discovered,
     )
 
 
@@ -105,11 +110,13 @@ def load_scenario_text(
     allocate_port: Callable[[], int] = placeholder_port,
     run_id: str = "validate",
     reports_dir: Path = DEFAULT_REPORTS_DIR,
+    discovered: DiscoveredValues | None = None,
 ) -> LoadedScenario:
     """A scenario sent as text (not read from a file), named ``label`` in its problems.
 
     Its variables come from its defaults and ``overrides`` only, never from this
-    process's environment; ``${scenario_dir}`` is ``scenario_dir``."""
+    process's environment; ``${scenario_dir}`` is ``scenario_dir``. ``discovered``:
+    as for :func:`load_scenario`."""
     builtins = {
         "python": sys.executable,
         "scenario_dir": str(scenario_dir.absolute()),
@@ -123,6 +130,7 @@ def load_scenario_text(
         environ={},
         allocate_port=allocate_port,
         builtins=builtins,
+        discovered=discovered,
     )
 
 
@@ -161,6 +169,7 @@ def load_text(
     environ: Mapping[str, str],
     allocate_port: Callable[[], int],
     builtins: Mapping[str, str],
+    discovered: DiscoveredValues | None = None,
 ) -> LoadedScenario:
     tree = parse_source(text, str(path))
     if not isinstance(tree.data, dict):
@@ -182,8 +191,9 @@ def load_text(
             problems.append(tree.problem(("ports",), f"'{name}' is both a port and a variable"))
     for name in sorted(captures & (set(values) | set(ports) | set(builtins))):
         problems.append(tree.problem(("steps",), f"capture '{name}' hides a variable of that name"))
-    known: dict[str, Any] = {**builtins, **values, **ports}
-    origins = {**origins, **{name: "port" for name in ports}}
+    found, found_origins = discovery_values(tree, discovered, placeholder_port, problems)
+    known: dict[str, Any] = {**builtins, **values, **ports, **found}
+    origins = {**origins, **{name: "port" for name in ports}, **found_origins}
     _substitute_tree(tree, known, captures, problems)
 
     model: Scenario | None = None

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from test_coordinator.scenario.discovery import DiscoveredValues
 from test_coordinator.scenario.loader import (
     SCENARIO_SUFFIXES,
     LoadedScenario,
@@ -52,6 +53,13 @@ class ScenarioLibrary:
                 return scenario
         raise UnknownScenario(f"no scenario named {name!r} in the library ({self.root})")
 
+    def source(self, *, name: str | None, document: str | None) -> Path | str:
+        """The named scenario's file, or the document's text."""
+        if name is not None:
+            return self.find(name).path
+        assert document is not None
+        return document
+
     def problems(
         self, *, name: str | None = None, document: str | None = None,
         overrides: Mapping[str, str] | None = None,
@@ -72,8 +80,12 @@ class ScenarioLibrary:
         run_id: str = "validate",
         reports_dir: Path = Path("reports"),
         allocate_port: Callable[[], int] = placeholder_port,
+        discovered: DiscoveredValues | None = None,
     ) -> LoadedScenario:
-        """The scenario loaded for one run (or for validation); ScenarioInvalid if it is not."""
+        """The scenario loaded for one run (or for validation); ScenarioInvalid if it is not.
+
+        ``discovered``: the registry's records of its ``discover:`` services (placeholders
+        without them, for validation)."""
         if name is not None:
             return load_scenario(
                 self.find(name).path,
@@ -81,6 +93,7 @@ class ScenarioLibrary:
                 allocate_port=allocate_port,
                 run_id=run_id,
                 reports_dir=reports_dir,
+                discovered=discovered,
             )
         assert document is not None
         return load_scenario_text(
@@ -91,4 +104,5 @@ class ScenarioLibrary:
             allocate_port=allocate_port,
             run_id=run_id,
             reports_dir=reports_dir,
+            discovered=discovered,
         )

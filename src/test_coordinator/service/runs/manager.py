@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,6 +36,7 @@ from test_coordinator.engine.ports import EngineDeps
 from test_coordinator.engine.results import RunResult
 from test_coordinator.ports.leases import Leases, LeaseUnavailable
 from test_coordinator.ports.storage import JournalEvent, RunRecord, RunStatus, RunStore
+from test_coordinator.scenario.discovery import DiscoveredValues
 from test_coordinator.scenario.loader import LoadedScenario
 from test_coordinator.scenario.problems import Position, ScenarioInvalid, ScenarioProblem
 from test_coordinator.service.runs.events import RunEvents
@@ -61,6 +62,9 @@ CANCELLED_BY_USER = "cancelled through the API"
 FINISHED = frozenset(
     {RunStatus.PASSED, RunStatus.FAILED, RunStatus.ERROR, RunStatus.ABORTED, RunStatus.CANCELLED}
 )
+
+
+Discover = Callable[[Path | str], Awaitable[DiscoveredValues]]
 
 
 class Runner(Protocol):
@@ -133,8 +137,11 @@ class RunManager:
         allocate_port: Callable[[], int] | None = None,
         write_reports: Callable[[RunResult], object] | None = None,
         runner: Runner = run_scenario,
+        discover: Discover | None = None,
     ) -> None:
-        """``runner``: the engine's ``run_scenario`` (a stand-in in unit tests)."""
+        """``runner``: the engine's ``run_scenario`` (a stand-in in unit tests); ``discover``:
+        finds the ``discover:`` services of a scenario (its file, or a document's text) in
+        the registry, before each run."""
         self._store = store
         self._deps = deps
         self.library = library
@@ -150,6 +157,7 @@ class RunManager:
         self._allocate_port = allocate_port
         self._write_reports = write_reports
         self._runner = runner
+        self._discover = discover
         self._queued: dict[str, _Entry] = {}
         self._reserved = 0
         self._running: dict[str, _Entry] = {}
@@ -401,14 +409,23 @@ class RunManager:
     async def _run(self, entry: _Entry) -> RunResult | None:
         from test_coordinator.runtime.ports_alloc import free_port
 
+        request = entry.request
+        discovered = None
+        if self._discover is not None:
+            source = self.library.source(name=request.scenario, document=request.document)
+            try:
+                discovered = await self._discover(source)
+            except ScenarioInvalid as exc:  # DiscoveryFailed: not registered, no registry
+                raise RuntimeError(f"service discovery: {exc.problems[0].message}") from None
         try:
             loaded = self.library.load(
-                name=entry.request.scenario,
-                document=entry.request.document,
-                overrides=entry.request.vars,
+                name=request.scenario,
+                document=request.document,
+                overrides=request.vars,
                 run_id=entry.run_id,
                 reports_dir=self._reports_dir,
                 allocate_port=self._allocate_port or free_port,
+                discovered=discovered,
             )
         except ScenarioInvalid as exc:  # the library's file changed since it was submitted
             raise RuntimeError(f"the scenario is no longer valid: {exc.problems[0]}") from None

@@ -26,4 +26,7 @@ def lease_keys(model: Scenario) -> frozenset[str]:
         proxy = service.proxy
         if proxy is not None:
             keys.add(f"listen:{proxy.host}:{proxy.listen}")
+        discover = service.discover
+        if discover is not None:
+            keys.add(f"instance:{discover.service}:{discover.instance_name}")
     return frozenset(keys)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from redis.asyncio import Redis
 
 from test_coordinator.adapters.leases import LocalLeases
@@ -11,8 +13,9 @@ from test_coordinator.engine.ports import EngineDeps
 from test_coordinator.ports.leases import Leases
 from test_coordinator.ports.metrics import Metrics
 from test_coordinator.ports.storage import RunStore
+from test_coordinator.scenario.discovery import DiscoveredValues
 from test_coordinator.service.runs.events import RunEvents
-from test_coordinator.service.runs.library import ScenarioLibrary
+from test_coordinator.service.runs.library import DOCUMENT_LABEL, ScenarioLibrary
 from test_coordinator.service.runs.manager import RunManager
 from test_coordinator.service.runs.metrics import RunMetrics
 
@@ -30,6 +33,11 @@ def build_run_manager(
     metrics: Metrics,
     redis: Redis | None,
 ) -> RunManager:
+    async def discover(source: Path | str) -> DiscoveredValues:
+        from test_coordinator.adapters.registry.discovery import discover_for
+
+        return await discover_for(source, settings, label=DOCUMENT_LABEL, redis=redis)
+
     return RunManager(
         store=store,
         deps=deps,
@@ -42,4 +50,5 @@ def build_run_manager(
         max_running=settings.max_concurrent_runs,
         max_queued=settings.max_queued_runs,
         allow_remote_execution=settings.allow_remote_execution,
+        discover=discover,
     )
