@@ -3,12 +3,14 @@
 Starts ``test-coordinator serve`` (production logging, embedded SQLite) as a
 child process, then loads it from a second process:
 
-* throughput: wrk (Debian's package), closed loop, 1 thread, 32 connections, 10 s
-  (falls back to the asyncio client below when wrk is missing);
+* throughput: wrk (Debian's package), closed loop, 2 threads, 50 connections, 10 s
+  (falls back to the asyncio client below, 50 connections, when wrk is missing);
 * latency at a fixed rate: an open-loop asyncio HTTP/1.1 client in a separate
   process sends 500 requests/s for 10 s on keep-alive connections and records
   each latency from its scheduled send time (no coordinated omission);
-* idle memory: VmRSS of the service after startup and after the load settles.
+* idle memory: VmRSS of the service after startup and after the load settles;
+* the machine's conditions: cores, load average before the run, and how long a
+  bare ``python -c pass`` takes (a slow day shows there first).
 
 Usage: python benchmarks/health.py [--duration 10] [--rate 500]
 """
@@ -30,6 +32,8 @@ import time
 from pathlib import Path
 
 PATH = "/api/v1/health"
+WRK_THREADS = 2
+CONNECTIONS = 50
 
 
 def free_port() -> int:
@@ -74,6 +78,20 @@ def start_service(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
         time.sleep(0.05)
     process.kill()
     raise RuntimeError("service did not become ready")
+
+
+def machine_conditions() -> dict[str, float]:
+    """Cores, the 1-minute load average and a bare interpreter's startup time."""
+    startups = []
+    for _ in range(5):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        startups.append((time.perf_counter() - started) * 1000)
+    return {
+        "cores": float(os.cpu_count() or 0),
+        "load_1m": os.getloadavg()[0],
+        "python_startup_ms": sorted(startups)[len(startups) // 2],
+    }
 
 
 # --- the load client (runs in a second process) ---------------------------------
@@ -156,7 +174,7 @@ def client_main(argv: list[str]) -> None:
     if mode == "rate":
         result = asyncio.run(fixed_rate(port, rate, duration, connections=16))
     else:
-        result = asyncio.run(closed_loop(port, duration, connections=32))
+        result = asyncio.run(closed_loop(port, duration, connections=CONNECTIONS))
     print(json.dumps(result))
 
 
@@ -175,8 +193,8 @@ def wrk_throughput(port: int, duration: float) -> dict[str, float]:
     out = subprocess.run(
         [
             "wrk",
-            "-t1",
-            "-c32",
+            f"-t{WRK_THREADS}",
+            f"-c{CONNECTIONS}",
             f"-d{int(duration)}s",
             "--latency",
             f"http://127.0.0.1:{port}{PATH}",
@@ -204,16 +222,18 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=500.0)
     args = parser.parse_args()
 
+    machine = machine_conditions()
     with tempfile.TemporaryDirectory() as tmp:
         process, port = start_service(Path(tmp))
         try:
             time.sleep(1.0)  # let startup allocations settle before reading idle memory
             idle_rss = rss_mb(process.pid)
             if shutil.which("wrk"):
-                throughput = {"tool": "wrk -t1 -c32", **wrk_throughput(port, args.duration)}
+                tool = f"wrk -t{WRK_THREADS} -c{CONNECTIONS}"
+                throughput = {"tool": tool, **wrk_throughput(port, args.duration)}
             else:
                 throughput = {
-                    "tool": "asyncio client, 32 connections",
+                    "tool": f"asyncio client, {CONNECTIONS} connections",
                     **run_client("closed", port, args.duration, 0),
                 }
             latency = run_client("rate", port, args.duration, args.rate)
@@ -231,6 +251,11 @@ def main() -> None:
         f"errors {latency['errors']:.0f} of {latency['requests']:.0f}"
     )
     print(f"idle RSS: {idle_rss:.1f} MB (after load: {after_rss:.1f} MB)")
+    print(
+        f"machine: {machine['cores']:.0f} cores, load average {machine['load_1m']:.2f} "
+        f"before the run, bare python startup {machine['python_startup_ms']:.0f} ms "
+        "(median of 5)"
+    )
 
 
 if __name__ == "__main__":

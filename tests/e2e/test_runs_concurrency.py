@@ -131,22 +131,28 @@ def submit_all(jobs: list[tuple[ServiceProcess, str, dict[str, Any]]]) -> list[s
         return list(pool.map(lambda job: submit(*job), jobs))
 
 
+def fifty_runs(services: list[ServiceProcess]) -> list[list[dict[str, Any]]]:
+    """Fifty runs spread over ``services``: one in five on a target they all share, the rest
+    on nothing shared; each service's runs once all ended."""
+    shared = {"listen": free_port(), "upstream": f"127.0.0.1:{services[0].http_port}"}
+    jobs = []
+    for n in range(50):
+        service = services[n % len(services)]
+        private = {"url": f"{service.base_url}/api/v1/health"}
+        jobs.append((service, "shared", shared) if n % 5 == 0 else (service, "private", private))
+    submitted = submit_all(jobs)
+    ended = [wait_all_ended(s, 50 // len(services), deadline_s=400) for s in services]
+    assert sorted(submitted) == sorted(r["run_id"] for runs in ended for r in runs)
+    return ended
+
+
 def test_fifty_runs_at_once_with_a_limit_of_four(tmp_path: Path, library: Path) -> None:
     service = serve(tmp_path, library, "test-coordinator")
     try:
-        shared = {"listen": free_port(), "upstream": f"127.0.0.1:{service.http_port}"}
-        private = {"url": f"{service.base_url}/api/v1/health"}
-        jobs = [
-            (service, "shared", shared) if n % 5 == 0 else (service, "private", private)
-            for n in range(50)
-        ]
-        submitted = submit_all(jobs)
-
-        runs = wait_all_ended(service, 50, deadline_s=400)
+        [runs] = fifty_runs([service])
     finally:
         service.stop(timeout_s=30)
 
-    assert sorted(submitted) == sorted(r["run_id"] for r in runs)
     assert ["passed"] * 50 == [r["status"] for r in runs], [r["reason"] for r in runs]
     assert 2 <= most_at_once(runs) <= 4
     assert 1 == most_at_once([r for r in runs if r["scenario"] == "shared"])
@@ -159,19 +165,17 @@ def test_two_coordinators_on_one_redis_never_share_a_target(
     one = serve(tmp_path, library, "test-coordinator-One", REDIS_URL=redis_url)
     two = serve(tmp_path, library, "test-coordinator-Two", REDIS_URL=redis_url)
     try:
-        shared = {"listen": free_port(), "upstream": f"127.0.0.1:{one.http_port}"}
-        jobs = [(one if n % 2 else two, "shared", shared) for n in range(12)]
-        submit_all(jobs)
-
-        runs = wait_all_ended(one, 6, deadline_s=300) + wait_all_ended(two, 6, deadline_s=300)
+        ended = fifty_runs([one, two])
     finally:
         one.stop(timeout_s=30)
         two.stop(timeout_s=30)
 
-    assert ["passed"] * 12 == [r["status"] for r in runs], [r["reason"] for r in runs]
-    assert 1 == most_at_once(runs)
-    waited = [r for r in runs if r["waiting_for"]]
-    assert not waited  # ended runs wait for nothing
+    runs = [r for each in ended for r in each]
+    assert ["passed"] * 50 == [r["status"] for r in runs], [r["reason"] for r in runs]
+    assert all(most_at_once(each) <= 4 for each in ended)
+    shared = [r for r in runs if r["scenario"] == "shared"]
+    assert [5, 5] == [sum(r["scenario"] == "shared" for r in each) for each in ended]
+    assert 1 == most_at_once(shared)  # across both coordinators
 
 
 def test_a_killed_service_leaves_nothing_once_it_starts_again(

@@ -11,6 +11,8 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from starlette.routing import Match
+
 from test_coordinator.ports.metrics import Metrics
 
 Scope = MutableMapping[str, Any]
@@ -31,10 +33,29 @@ _METHODS = frozenset(
 
 
 def route_template(scope: Scope) -> str:
-    """The template of the route that handled the request, or ``<unmatched>``."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) and path else UNMATCHED_ROUTE
+    """The template of the route that handled the request, or ``<unmatched>``.
+
+    Routes declared through FastAPI put themselves in the scope; the plain
+    Starlette routes FastAPI adds by itself (``/openapi.json``) do not, so when
+    the scope names no route, the app's routes are asked, once the request is
+    done, which of them matches its path (or only its path, for a 405). A URL no
+    route matches stays ``<unmatched>``.
+    """
+    path = getattr(scope.get("route"), "path", None)
+    if isinstance(path, str) and path:
+        return path
+    return _matching_route(scope) or UNMATCHED_ROUTE
+
+
+def _matching_route(scope: Scope) -> str | None:
+    for route in getattr(scope.get("router"), "routes", ()):
+        path = getattr(route, "path", None)
+        if not isinstance(path, str) or not path:
+            continue  # included routers and the like: FastAPI's routes name themselves
+        match, _ = route.matches(scope)
+        if match is not Match.NONE:
+            return path
+    return None
 
 
 class HttpMetricsMiddleware:

@@ -24,6 +24,7 @@ from test_coordinator.adapters.registry import (
 )
 from test_coordinator.adapters.storage import DataAdapter
 from test_coordinator.config import Settings
+from test_coordinator.entrypoints.grpc_runs import SERVER_OPTIONS, add_runs_service
 from test_coordinator.entrypoints.grpc_server import GrpcServer
 from test_coordinator.entrypoints.http.app import create_app
 from test_coordinator.entrypoints.http.body_limit import BodyLimitMiddleware
@@ -114,8 +115,14 @@ async def _serve_with(
     state = ServiceState(settings, health_sources=[adapter])
     registry = registry_from_settings(settings, status=lambda: state.health().status.value)
     grpc_server = GrpcServer(
-        settings.http_host, settings.grpc_port, [GrpcMetricsInterceptor(metrics)]
+        settings.http_host,
+        settings.grpc_port,
+        [GrpcMetricsInterceptor(metrics)],
+        health_names=(settings.service_name, settings.service_instance_name),
+        options=SERVER_OPTIONS,
     )
+    token = settings.api_token.get_secret_value() if settings.api_token is not None else None
+    grpc_server.add_service(lambda server: add_runs_service(server, manager, token))
     app = create_app(
         state,
         metrics.render,

@@ -1,16 +1,90 @@
-"""Health and readiness: the ecosystem's health payload."""
+"""Health and readiness: the ecosystem's health payload.
+
+The payload is described by pydantic models (the OpenAPI document), but served
+as ``json.dumps`` into a plain Response: health is the hottest path of the
+service, and FastAPI's response-model validation would cost more than the rest
+of the handler. A test keeps the two in step.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
-from test_coordinator.service.state import HealthReport, ServiceState
+from test_coordinator.config import Environment
+from test_coordinator.service.state import HealthReport, HealthStatus, ServiceState
 
 router = APIRouter(tags=["health"])
+
+
+class DependencyStatus(BaseModel):
+    """Whether one configured dependency answers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    healthy: bool
+    detail: str | SkipJsonSchema[None] = Field(
+        default=None, description="Why it is unhealthy; absent when there is nothing to say"
+    )
+
+
+class HealthPayload(BaseModel):
+    """The ecosystem's health payload."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: HealthStatus = Field(
+        description="`degraded` when a configured dependency does not answer"
+    )
+    service: str = Field(description="The service's name in the ecosystem")
+    instance: str = Field(description="The instance's name")
+    version: str
+    environment: Environment
+    timestamp: str = Field(
+        description="Now, ISO 8601 in UTC with milliseconds",
+        pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$",
+    )
+    dependencies: dict[str, DependencyStatus] | SkipJsonSchema[None] = Field(
+        default=None, description="Each configured dependency; absent when there is none"
+    )
+    failing: list[str] | SkipJsonSchema[None] = Field(
+        default=None, description="The dependencies that do not answer; absent when none"
+    )
+
+
+class ReadyPayload(BaseModel):
+    """The instance accepts work."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ready: Literal[True]
+    instance: str
+
+
+class NotReadyPayload(BaseModel):
+    """The instance is starting or shutting down."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ready: Literal[False]
+    instance: str
+
+
+HEALTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": HealthPayload,
+        "description": "The service answers; `status` says whether its dependencies do too",
+    }
+}
+READY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": ReadyPayload, "description": "Startup is complete"},
+    503: {"model": NotReadyPayload, "description": "Still starting, or shutting down"},
+}
 
 
 def _state(request: Request) -> ServiceState:
@@ -37,21 +111,36 @@ def health_payload(report: HealthReport) -> dict[str, Any]:
     return payload
 
 
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def _json(payload: dict[str, Any], status_code: int = 200) -> Response:
     # A plain Response: the health check is the hottest path of the service.
-    body = json.dumps(payload, separators=(",", ":")).encode()
-    return Response(body, status_code=status_code, media_type="application/json")
+    return Response(_encode(payload).encode(), status_code, media_type="application/json")
 
 
-@router.get("/api/v1/health", summary="Service health with dependency status")
-@router.get("/health", include_in_schema=False)
+@router.get(
+    "/health",
+    summary="Service health with dependency status (the ecosystem's common path)",
+    responses=HEALTH_RESPONSES,
+)
+@router.get(
+    "/api/v1/health",
+    summary="Service health with dependency status",
+    responses=HEALTH_RESPONSES,
+)
 async def health(request: Request) -> Response:
     return _json(health_payload(_state(request).health()))
 
 
-@router.get("/api/v1/ready", summary="200 once startup is complete, 503 before and during shutdown")
+@router.get(
+    "/api/v1/ready",
+    summary="200 once startup is complete, 503 before and during shutdown",
+    responses=READY_RESPONSES,
+)
 async def ready(request: Request) -> Response:
     state = _state(request)
+    instance = state.settings.service_instance_name
     if not state.ready:
-        return _json({"ready": False, "instance": state.settings.service_instance_name}, 503)
-    return _json({"ready": True, "instance": state.settings.service_instance_name})
+        return _json({"ready": False, "instance": instance}, 503)
+    return _json({"ready": True, "instance": instance})

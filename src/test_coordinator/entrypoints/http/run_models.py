@@ -16,7 +16,15 @@ VarValue = str | int | float | bool
 class RunSubmission(BaseModel):
     """A run of ``scenario`` (a name in the library) or of ``document`` (a scenario's YAML)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"scenario": "exchange-restart-during-trading"},
+                {"scenario": "exchange-pause", "vars": {"hold": "2s"}, "seed": 7},
+            ]
+        },
+    )
 
     scenario: str | None = Field(default=None, min_length=1, max_length=500)
     document: str | None = Field(default=None, min_length=1)

@@ -42,6 +42,33 @@ REPORT_FILES = {"report.html": "text/html", "junit.xml": "application/xml"}
 _errors: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "No bearer token, or not the right one"},
     413: {"model": ErrorBody, "description": "The request body is larger than allowed"},
+    422: {"model": Problems, "description": "A parameter is not valid"},
+}
+RUN_LINKS = {
+    name: {"operationId": operation, "parameters": {"run_id": "$response.body#/run_id"}}
+    for name, operation in (
+        ("GetRun", "getRun"),
+        ("CancelRun", "cancelRun"),
+        ("GetRunJournal", "getRunJournal"),
+        ("FollowRunEvents", "followRunEvents"),
+        ("GetRunReport", "getRunReport"),
+        ("GetRunJunit", "getRunJunit"),
+    )
+}
+"""Where a submitted run's id leads (OpenAPI links: clients and fuzzers follow them)."""
+SSE_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "One Server-Sent Event: id (the journal seq), event (its kind), data (JSON)",
+    "properties": {
+        "id": {"type": "string"},
+        "event": {"type": "string"},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+    "required": ["event", "data"],
+}
+_body_errors: dict[int | str, dict[str, Any]] = {
+    **_errors,
+    400: {"model": ErrorBody, "description": "The body is not JSON"},
 }
 
 
@@ -61,10 +88,12 @@ def _refused(exc: RunRefused) -> JSONResponse:
 @router.post(
     "/runs",
     status_code=202,
+    operation_id="submitRun",
     response_model=RunOut,
     summary="Submit a run of a library scenario or of a scenario document",
     responses={
-        **_errors,
+        **_body_errors,
+        202: {"description": "Queued", "links": RUN_LINKS},
         403: {"model": ErrorBody, "description": "The scenario would run things on this host"},
         404: {"model": ErrorBody, "description": "No such scenario in the library"},
         422: {"model": Problems, "description": "The request or the scenario is not valid"},
@@ -89,8 +118,9 @@ async def submit_run(body: RunSubmission, manager: Manager) -> Response:
 @router.get(
     "/runs",
     response_model=RunPage,
+    operation_id="listRuns",
     summary="Runs, newest first, filtered and paged",
-    responses={**_errors, 422: {"model": Problems, "description": "A filter is not valid"}},
+    responses=_errors,
 )
 async def list_runs(
     manager: Manager,
@@ -124,6 +154,7 @@ async def list_runs(
 
 @router.get(
     "/runs/{run_id}",
+    operation_id="getRun",
     response_model=RunDetail,
     summary="One run: status, and once it ended its steps, checks, recoveries and undos",
     responses={**_errors, 404: {"model": ErrorBody, "description": "No such run"}},
@@ -143,6 +174,7 @@ async def get_run(run_id: str, manager: Manager) -> Response:
 
 @router.post(
     "/runs/{run_id}/cancel",
+    operation_id="cancelRun",
     status_code=202,
     response_model=RunOut,
     summary="Cancel a run: a queued one is dropped, a running one undoes its faults",
@@ -162,6 +194,7 @@ async def cancel_run(run_id: str, manager: Manager) -> Response:
 
 @router.get(
     "/runs/{run_id}/journal",
+    operation_id="getRunJournal",
     response_model=Journal,
     summary="The run's journal events stored so far",
     responses={**_errors, 404: {"model": ErrorBody, "description": "No such run"}},
@@ -178,12 +211,13 @@ async def run_journal(run_id: str, manager: Manager) -> Response:
 
 @router.get(
     "/runs/{run_id}/events",
+    operation_id="followRunEvents",
     summary="The run's journal events as Server-Sent Events, live until it ends",
     response_class=StreamingResponse,
     responses={
         **_errors,
         200: {
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}},
             "description": "One event per journal event (id: its seq; event: its kind); "
             "an `end` event with the run's final status closes the stream",
         },
@@ -211,6 +245,7 @@ async def run_events(
 
 @router.get(
     "/runs/{run_id}/report.html",
+    operation_id="getRunReport",
     response_class=Response,
     summary="The run's HTML report",
     responses={
@@ -225,6 +260,7 @@ async def run_report(run_id: str, manager: Manager) -> Response:
 
 @router.get(
     "/runs/{run_id}/junit.xml",
+    operation_id="getRunJunit",
     response_class=Response,
     summary="The run's JUnit XML report",
     responses={
@@ -242,6 +278,7 @@ async def run_junit(run_id: str, manager: Manager) -> Response:
 
 @router.get(
     "/scenarios",
+    operation_id="listScenarios",
     response_model=ScenarioList,
     summary="The scenarios of the service's library",
     responses=_errors,
@@ -254,10 +291,11 @@ async def list_scenarios(manager: Manager) -> Response:
 
 @router.post(
     "/scenarios/validate",
+    operation_id="validateScenario",
     response_model=ValidationOut,
     summary="Validate a library scenario or a scenario document, with its variables",
     responses={
-        **_errors,
+        **_body_errors,
         404: {"model": ErrorBody, "description": "No such scenario in the library"},
         422: {"model": Problems, "description": "The request is not valid"},
     },
