@@ -11,7 +11,7 @@
 #
 # If DOCKER_HOST is already set and that engine answers /_ping (e.g. real
 # Docker), nothing is installed or started: that engine is used as it is.
-# Otherwise: apt-get installs podman, runc, busybox-static (and iptables, curl)
+# Otherwise: apt-get installs podman, runc, busybox-static (and iptables, curl, catatonit)
 # if missing, writes /etc/containers/containers.conf (only if absent or written
 # by this script), starts `podman system service` on $SOCK, starts the health
 # pump (below) and builds, from the busybox-static binary:
@@ -104,6 +104,8 @@ install_packages() {
   command -v busybox >/dev/null 2>&1 || pkgs+=(busybox-static)
   command -v iptables >/dev/null 2>&1 || pkgs+=(iptables)   # netavark's NAT/port rules
   command -v curl >/dev/null 2>&1 || pkgs+=(curl)
+  # The init a container started with init: true runs as PID 1 (a Recommends of podman).
+  [ -x /usr/libexec/podman/catatonit ] || pkgs+=(catatonit)
   [ ${#pkgs[@]} -eq 0 ] && return 0
   command -v apt-get >/dev/null 2>&1 || { log "missing ${pkgs[*]} and no apt-get"; return 1; }
   [ "$(id -u)" = 0 ] || { log "missing ${pkgs[*]}: run as root to install them"; return 1; }

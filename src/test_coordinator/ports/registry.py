@@ -30,3 +30,6 @@ class ServiceRegistry(Protocol):
 
     async def lookup(self, service: str) -> list[ServiceRecord]:
         """The live instances of ``service``."""
+
+    async def close(self) -> None:
+        """Deregister and let go of connections; idempotent."""

@@ -44,12 +44,8 @@ from test_coordinator.service.http_serving import (
 from test_coordinator.service.state import ServiceState
 
 if TYPE_CHECKING:
-    from test_coordinator.adapters.registry import (
-        InProcessServiceRegistry,
-        RedisServiceRegistry,
-    )
     from test_coordinator.entrypoints.grpc_server import GrpcServer
-    from test_coordinator.ports.registry import ServiceRecord
+    from test_coordinator.ports.registry import ServiceRecord, ServiceRegistry
 
 SHUTDOWN_BUDGET_S = 6.0
 STOP_GRACE_S = 2.0
@@ -195,7 +191,7 @@ async def _serve_until(
 
 async def _shutdown(
     service: SampleService,
-    registry: RedisServiceRegistry | InProcessServiceRegistry,
+    registry: ServiceRegistry,
     http_server: uvicorn.Server,
     http_task: asyncio.Task[None] | None,
     grpc_server: GrpcServer | None,
@@ -233,9 +229,7 @@ async def _start_grpc(settings: Settings) -> GrpcServer:
     return server
 
 
-def _registry(
-    settings: Settings, state: ServiceState
-) -> RedisServiceRegistry | InProcessServiceRegistry:
+def _registry(settings: Settings, state: ServiceState) -> ServiceRegistry:
     if not settings.redis_url:
         from test_coordinator.adapters.registry.in_process import InProcessServiceRegistry
 

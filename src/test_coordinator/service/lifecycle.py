@@ -16,12 +16,7 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from test_coordinator.adapters.redis_client import redis_client
-from test_coordinator.adapters.registry import (
-    InProcessServiceRegistry,
-    RedisServiceRegistry,
-    registry_from_settings,
-)
+from test_coordinator.adapters.registry import registry_from_settings
 from test_coordinator.adapters.storage import DataAdapter
 from test_coordinator.config import Settings
 from test_coordinator.entrypoints.grpc_runs import SERVER_OPTIONS, add_runs_service
@@ -34,7 +29,7 @@ from test_coordinator.infrastructure.http_metrics import HttpMetricsMiddleware
 from test_coordinator.infrastructure.logging import get_logger
 from test_coordinator.infrastructure.prometheus import PrometheusMetrics
 from test_coordinator.ports.availability import DependencyUnavailable
-from test_coordinator.ports.registry import ServiceRecord
+from test_coordinator.ports.registry import ServiceRecord, ServiceRegistry
 from test_coordinator.service.http_serving import (
     QuietSignalsServer,
     listen,
@@ -96,6 +91,8 @@ async def _run_manager(
     deps = await resources.enter_async_context(runtime_deps(adapter.runs))
     redis = None
     if settings.redis_url:
+        from test_coordinator.adapters.redis_client import redis_client
+
         redis = redis_client(settings.redis_url)
         resources.push_async_callback(redis.aclose)
     manager = build_run_manager(
@@ -195,7 +192,7 @@ async def _shutdown(
     grpc_server: GrpcServer,
     http_server: uvicorn.Server,
     http_task: asyncio.Task[None] | None,
-    registry: RedisServiceRegistry | InProcessServiceRegistry,
+    registry: ServiceRegistry,
     adapter: DataAdapter,
 ) -> None:
     with contextlib.suppress(Exception):

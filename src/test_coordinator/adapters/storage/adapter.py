@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-
-from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine
+from typing import TYPE_CHECKING
 
 from test_coordinator.adapters.redact import redact_url
-from test_coordinator.adapters.redis_client import redis_client
-from test_coordinator.adapters.storage.buffered import BufferedWriter
-from test_coordinator.adapters.storage.buffered_live import BufferedLiveState
-from test_coordinator.adapters.storage.buffered_store import BufferedRunStore
-from test_coordinator.adapters.storage.engines import postgres_engine, sqlite_engine
 from test_coordinator.adapters.storage.paths import SQLITE_FILE
-from test_coordinator.adapters.storage.redis_live import RedisLiveState
 from test_coordinator.adapters.storage.remote import ReconnectPolicy
-from test_coordinator.adapters.storage.sql_store import SqlRunStore
+from test_coordinator.adapters.storage.sqlite_file import SqliteFileRunStore, prepare_sqlite_file
 from test_coordinator.config import Settings
 from test_coordinator.ports.health import DependencyHealth
 from test_coordinator.ports.live_state import LiveState
 from test_coordinator.ports.storage import RunStore
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from test_coordinator.adapters.storage.buffered import BufferedWriter
 
 
 class DataAdapter:
@@ -30,14 +28,18 @@ class DataAdapter:
     Build with :meth:`from_settings` (never touches the network), then ``await start()``:
     it migrates, checks each server once and starts their monitors, and does not fail
     when a server is down. ``await close()`` stops everything; calling it again is harmless.
+
+    The embedded file goes through the standard library's sqlite3 (created at head, or
+    migrated once through Alembic when it is older): without PostgreSQL and Redis the
+    service loads neither SQLAlchemy nor redis-py.
     """
 
     def __init__(
         self,
         *,
         runs: RunStore,
-        engine: AsyncEngine,
-        sqlite_store: SqlRunStore | None = None,
+        engine: AsyncEngine | None = None,
+        sqlite_store: SqliteFileRunStore | None = None,
         live: LiveState | None = None,
         redis: Redis | None = None,
         writers: tuple[BufferedWriter, ...] = (),
@@ -61,7 +63,15 @@ class DataAdapter:
         data_dir = settings.instance_data_dir
         writers: list[BufferedWriter] = []
         parts = []
+        engine = None
+        sqlite_store = None
+        runs: RunStore
         if settings.postgres_url:
+            from test_coordinator.adapters.storage.buffered import BufferedWriter
+            from test_coordinator.adapters.storage.buffered_store import BufferedRunStore
+            from test_coordinator.adapters.storage.engines import postgres_engine
+            from test_coordinator.adapters.storage.sql_store import SqlRunStore
+
             engine = postgres_engine(
                 settings.postgres_url,
                 schema=settings.database_schema,
@@ -72,18 +82,21 @@ class DataAdapter:
             sql = SqlRunStore(engine, name="postgres", schema=settings.database_schema)
             writer = BufferedWriter("postgres", sql, data_dir / "outbox-postgres.db", policy)
             writers.append(writer)
-            runs: RunStore = BufferedRunStore(sql, writer)
-            sqlite_store = None
+            runs = BufferedRunStore(sql, writer)
             parts.append(
                 f"runs in {redact_url(settings.postgres_url)} schema {settings.database_schema}"
             )
         else:
-            engine = sqlite_engine(data_dir / SQLITE_FILE)
-            runs = sqlite_store = SqlRunStore(engine, name="sqlite")
+            runs = sqlite_store = SqliteFileRunStore(data_dir / SQLITE_FILE)
             parts.append(f"runs in {data_dir / SQLITE_FILE}")
         live: LiveState | None = None
         redis = None
         if settings.redis_url:
+            from test_coordinator.adapters.redis_client import redis_client
+            from test_coordinator.adapters.storage.buffered import BufferedWriter
+            from test_coordinator.adapters.storage.buffered_live import BufferedLiveState
+            from test_coordinator.adapters.storage.redis_live import RedisLiveState
+
             redis = redis_client(settings.redis_url, timeout_s=policy.connect_timeout_s)
             state = RedisLiveState(redis, settings.key_namespace)
             writer = BufferedWriter("redis", state, data_dir / "outbox-redis.db", policy)
@@ -107,7 +120,8 @@ class DataAdapter:
         self._started = True
         try:
             if self._sqlite_store is not None:
-                await self._sqlite_store.migrate()
+                await prepare_sqlite_file(self._sqlite_store.path)
+                self._sqlite_store.open()
             outcomes = await asyncio.gather(
                 *(writer.start() for writer in self._writers), return_exceptions=True
             )
@@ -125,7 +139,10 @@ class DataAdapter:
         self._closed = True
         for writer in self._writers:
             await writer.close()
-        await self._engine.dispose()
+        if self._sqlite_store is not None:
+            self._sqlite_store.close()
+        if self._engine is not None:
+            await self._engine.dispose()
         if self._redis is not None:
             with contextlib.suppress(OSError):
                 await self._redis.aclose()

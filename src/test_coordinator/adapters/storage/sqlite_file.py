@@ -2,9 +2,11 @@
 
 The file's tables belong to the Alembic migrations: this store only reads and
 writes rows, and opens a file only when it is already at :data:`HEAD_REVISION`.
-A file that is new or older is migrated once through the SQLAlchemy stack
-(:func:`open_sqlite_file`), after which every run opens it directly: a CLI run
-then imports neither SQLAlchemy nor Alembic nor aiosqlite.
+A new file is created at head from :data:`HEAD_SCHEMA` (the DDL the migrations
+produce on SQLite; a test compares the two), an older one is migrated once
+through the SQLAlchemy stack (:func:`open_sqlite_file`); after that every run
+and every ``serve`` opens it directly, importing neither SQLAlchemy nor Alembic
+nor aiosqlite.
 
 Rows look exactly as SQLAlchemy writes them (JSON columns as JSON text), so the
 SQLAlchemy store and the service read what this store wrote, and the reverse.
@@ -36,6 +38,30 @@ HEAD_REVISION = "0002"
 """The newest migration in ``migrations/versions`` (a test keeps the two equal)."""
 
 BUSY_TIMEOUT_MS = 5000
+
+HEAD_SCHEMA = (
+    """CREATE TABLE alembic_version (
+    version_num VARCHAR(32) NOT NULL,
+    CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))""",
+    """CREATE TABLE runs (
+    run_id TEXT NOT NULL, scenario TEXT NOT NULL, status VARCHAR(16) NOT NULL,
+    started_at_ms BIGINT NOT NULL, ended_at_ms BIGINT, summary JSON NOT NULL,
+    PRIMARY KEY (run_id))""",
+    "CREATE INDEX ix_runs_started_at_ms ON runs (started_at_ms)",
+    """CREATE TABLE journal_events (
+    run_id TEXT NOT NULL, seq INTEGER NOT NULL, at_ms BIGINT NOT NULL, kind TEXT NOT NULL,
+    data JSON NOT NULL, PRIMARY KEY (run_id, seq))""",
+    """CREATE TABLE undo_records (
+    undo_id TEXT NOT NULL, run_id TEXT NOT NULL, target TEXT NOT NULL, action JSON NOT NULL,
+    status VARCHAR(16) NOT NULL, created_at_ms BIGINT NOT NULL, detail TEXT NOT NULL,
+    PRIMARY KEY (undo_id))""",
+    "CREATE INDEX ix_undo_records_status ON undo_records (status)",
+    "CREATE INDEX ix_undo_records_run_id ON undo_records (run_id)",
+    "CREATE INDEX ix_runs_scenario_started_at_ms ON runs (scenario, started_at_ms, run_id)",
+    "CREATE INDEX ix_runs_status_started_at_ms ON runs (status, started_at_ms, run_id)",
+    f"INSERT INTO alembic_version (version_num) VALUES ('{HEAD_REVISION}')",
+)
+"""A new file at :data:`HEAD_REVISION`, as the migrations make it on SQLite."""
 
 _T = TypeVar("_T")
 
@@ -229,13 +255,58 @@ class SqliteFileRunStore:
 
 
 async def open_sqlite_file(data_dir: Path) -> SqliteFileRunStore:
-    """The run store in ``data_dir``, migrated first (through Alembic) when not at head."""
+    """The run store in ``data_dir``: a new file is created at head, an older one migrated
+    first (through Alembic)."""
     path = data_dir / SQLITE_FILE
-    if revision_of(path) != HEAD_REVISION:
-        await _migrate(path)
+    await prepare_sqlite_file(path)
     store = SqliteFileRunStore(path)
     store.open()
     return store
+
+
+async def prepare_sqlite_file(path: Path) -> None:
+    """Bring the file at ``path`` to head: created at head when new, else migrated."""
+    if not _has_tables(path):
+        await asyncio.to_thread(create_at_head, path)
+    if revision_of(path) != HEAD_REVISION:
+        await _migrate(path)
+
+
+def create_at_head(path: Path) -> None:
+    """Create the file's tables at head in one transaction; nothing when another process
+    (a guard, a second coordinator) created them first."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            exists = connection.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+            ).fetchone()
+            if not exists:
+                for statement in HEAD_SCHEMA:
+                    connection.execute(statement)
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+    finally:
+        connection.close()
+
+
+def _has_tables(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+        try:
+            row = connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return True  # not ours to overwrite: the migration says what is wrong with it
+    return bool(row and row[0])
 
 
 async def _migrate(path: Path) -> None:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-
-from redis.asyncio import Redis
+from typing import TYPE_CHECKING
 
 from test_coordinator.adapters.leases import LocalLeases
-from test_coordinator.adapters.leases.redis_leases import RedisLeases
 from test_coordinator.config import Settings
 from test_coordinator.engine.ports import EngineDeps
 from test_coordinator.ports.leases import Leases
@@ -19,10 +17,17 @@ from test_coordinator.service.runs.library import DOCUMENT_LABEL, ScenarioLibrar
 from test_coordinator.service.runs.manager import RunManager
 from test_coordinator.service.runs.metrics import RunMetrics
 
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
 
 def leases_for(redis: Redis | None) -> Leases:
     """Leases in Redis when the service has one (shared by every coordinator on it), else local."""
-    return RedisLeases(redis) if redis is not None else LocalLeases()
+    if redis is None:
+        return LocalLeases()
+    from test_coordinator.adapters.leases.redis_leases import RedisLeases
+
+    return RedisLeases(redis)
 
 
 def build_run_manager(
