@@ -156,26 +156,34 @@ def library(tmp_path: Path) -> ScenarioLibrary:
     return ScenarioLibrary(root)
 
 
+def make_manager(
+    tmp_path: Path, library: ScenarioLibrary, **options: object
+) -> tuple[RunManager, StandInEngine, InMemoryRunStore]:
+    store = InMemoryRunStore()
+    engine = StandInEngine()
+    settings: dict[str, object] = {
+        "store": store,
+        "deps": cast(EngineDeps, Deps(store)),
+        "library": library,
+        "leases": LocalLeases(),
+        "events": RunEvents(),
+        "metrics": RunMetrics(PrometheusMetrics("", runtime_collectors=False)),
+        "holder": "test-coordinator",
+        "reports_dir": tmp_path / "reports",
+        "max_running": 2,
+        "max_queued": 3,
+        "write_reports": lambda result: None,
+        "runner": engine,
+        **options,
+    }
+    return RunManager(**settings), engine, store  # type: ignore[arg-type]
+
+
 @pytest.fixture
 async def parts(
     tmp_path: Path, library: ScenarioLibrary
 ) -> AsyncIterator[tuple[RunManager, StandInEngine, InMemoryRunStore]]:
-    store = InMemoryRunStore()
-    engine = StandInEngine()
-    manager = RunManager(
-        store=store,
-        deps=cast(EngineDeps, Deps(store)),
-        library=library,
-        leases=LocalLeases(),
-        events=RunEvents(),
-        metrics=RunMetrics(PrometheusMetrics("", runtime_collectors=False)),
-        holder="test-coordinator",
-        reports_dir=tmp_path / "reports",
-        max_running=2,
-        max_queued=3,
-        write_reports=lambda result: None,
-        runner=engine,
-    )
+    manager, engine, store = make_manager(tmp_path, library)
     manager.start()
     yield manager, engine, store
     for run_id in list(engine.release):
@@ -306,7 +314,6 @@ async def test_submissions_at_the_same_moment_never_overfill_the_queue(
 async def test_a_run_finds_its_discovered_services_in_the_registry_before_it_starts(
     tmp_path: Path, library: ScenarioLibrary
 ) -> None:
-    store, engine = InMemoryRunStore(), StandInEngine()
     asked: list[Path | str] = []
 
     async def discover(source: Path | str) -> DiscoveredValues:
@@ -317,21 +324,7 @@ async def test_a_run_finds_its_discovered_services_in_the_registry_before_it_sta
         )  # fmt: skip
         return {"exchange": record} if "discover:" in str(source) else {}
 
-    manager = RunManager(
-        store=store,
-        deps=cast(EngineDeps, Deps(store)),
-        library=library,
-        leases=LocalLeases(),
-        events=RunEvents(),
-        metrics=RunMetrics(PrometheusMetrics("", runtime_collectors=False)),
-        holder="test-coordinator",
-        reports_dir=tmp_path / "reports",
-        max_running=2,
-        max_queued=3,
-        write_reports=lambda result: None,
-        runner=engine,
-        discover=discover,
-    )
+    manager, engine, _ = make_manager(tmp_path, library, discover=discover)
     manager.start()
     try:
         view = await manager.submit(RunRequest(document=DISCOVERING))
@@ -346,3 +339,13 @@ async def test_a_run_finds_its_discovered_services_in_the_registry_before_it_sta
     health = engine.loaded[run_id].model.services["exchange"].health.http
     assert health is not None and health.url.startswith("http://10.1.2.3:8081/")
     assert "instance:exchange-simulator:exchange-OKX" in view.record.summary["leases"]
+
+
+async def test_the_service_may_allow_remote_scenarios_to_run_things(
+    tmp_path: Path, library: ScenarioLibrary
+) -> None:
+    manager, _, _ = make_manager(tmp_path, library, allow_remote_execution=True)
+
+    view = await manager.submit(RunRequest(document=PROCESS))
+
+    assert RunStatus.QUEUED == view.record.status
