@@ -74,6 +74,16 @@ export POSTGRES_HOST_PORT=${POSTGRES_HOST_PORT:-15432}
 export REDIS_HOST_PORT=${REDIS_HOST_PORT:-16380}
 STACK_REPORTS_DIR=$(realpath -m "${STACK_REPORTS_DIR:-$ROOT/reports/stack}")
 export STACK_REPORTS_DIR
+# The coordinator listens on the stack's network, so its runs API needs a bearer token:
+# TC_API_TOKEN, else one made on first use and kept (mode 600) in STACK_TOKEN_FILE.
+STACK_TOKEN_FILE=${STACK_TOKEN_FILE:-$ROOT/.stack-api-token}
+if [ -z "${TC_API_TOKEN:-}" ]; then
+  if [ ! -s "$STACK_TOKEN_FILE" ]; then
+    (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >"$STACK_TOKEN_FILE")
+  fi
+  TC_API_TOKEN=$(cat "$STACK_TOKEN_FILE")
+fi
+export TC_API_TOKEN
 export BUILDAH_FORMAT=docker   # podman-compose / buildah keep HEALTHCHECK with it
 
 T0=$SECONDS
@@ -387,6 +397,7 @@ cmd_up() {
   log "up: $(expected_services) services healthy in $((SECONDS - t)) s (total $(elapsed))"
   cat >&2 <<EOF
   coordinator  http://127.0.0.1:$TC_HTTP_HOST_PORT/api/v1/health   gRPC 127.0.0.1:$TC_GRPC_HOST_PORT
+  runs API     Authorization: Bearer \$(cat $STACK_TOKEN_FILE)   (docs/runs-api.md)
   prometheus   http://127.0.0.1:$PROMETHEUS_HOST_PORT/targets${GRAFANA_IMAGE:+
   grafana      http://127.0.0.1:$GRAFANA_HOST_PORT/}
   reports      $STACK_REPORTS_DIR

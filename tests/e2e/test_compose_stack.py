@@ -20,6 +20,7 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -144,6 +145,7 @@ def stack_env(tmp_path: Path, docker_host: str, sdk: Any) -> dict[str, str]:
             "TC_GRPC_HOST_PORT": str(free_port()),
             "PROMETHEUS_HOST_PORT": str(free_port()),
             "STACK_REPORTS_DIR": str(tmp_path / "reports"),
+            "STACK_TOKEN_FILE": str(tmp_path / "api-token"),
         }
     )
     return env
@@ -175,6 +177,14 @@ def test_up_run_the_flagship_down(stack_env: dict[str, str], sdk: Any, tmp_path:
         health = get_json(f"http://127.0.0.1:{env['TC_HTTP_HOST_PORT']}/api/v1/health")
         assert "healthy" == health["status"], health
         assert {"postgres", "redis"} <= set(health.get("dependencies", {})), health
+        runs_url = f"http://127.0.0.1:{env['TC_HTTP_HOST_PORT']}/api/v1/runs"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            get_json(runs_url)
+        assert 401 == refused.value.code  # reachable on the network: the token is required
+        token = (tmp_path / "api-token").read_text()
+        request = urllib.request.Request(runs_url, headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            assert "runs" in json.loads(answer.read())
 
         started = time.monotonic()
         run = stack(env, "run", timeout_s=RUN_TIMEOUT_S)
