@@ -69,9 +69,9 @@ async def test_a_run_is_driven_through_grpc_to_its_verdict(service: ServiceProce
     kinds = [e.kind for e in events]
     seqs = [e.seq for e in events if not e.is_end]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
-    assert {"run.started", "service.started", "run.finished"} <= set(kinds)
+    assert {"run.started", "service.started", "run.finished"} <= set(kinds), kinds
     assert events[-1].is_end and events[-1].run is not None
-    assert RunStatus.PASSED == events[-1].run.status == final.status
+    assert RunStatus.PASSED == events[-1].run.status == final.status, final.reason
     assert (11, "library") == (final.seed, final.source)
     assert [run.run_id] == [r.run_id for r in page.runs]
 
