@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from test_coordinator.ports.storage import RunStatus
+
 DEFAULT_UNDO_TIMEOUT_S = 120.0
 
 
@@ -38,11 +40,20 @@ class RunOptions:
 
 class RunControl:
     """Stops a run cleanly from a signal handler: the run undoes its faults and returns
-    a result with outcome ``interrupted``."""
+    a result with outcome ``interrupted``.
+
+    The run attaches its task once its guard is armed and its record stored: an
+    interruption asked for before that takes effect at the attach, so a run is never
+    stopped between arming its guard and the ``finally`` that disarms it.
+    """
 
     def __init__(self) -> None:
         self._task: asyncio.Task[Any] | None = None
         self.reason: str | None = None
+        self.status: RunStatus | None = None
+        """The status to store for the interrupted run (default: the engine's, aborted)."""
+        self.abandoned = False
+        """The caller gave up waiting (a service stopping): the run's guard finishes it."""
 
     @property
     def interrupted(self) -> bool:
@@ -50,12 +61,21 @@ class RunControl:
 
     def attach(self, task: asyncio.Task[Any] | None) -> None:
         self._task = task
+        if task is not None and self.reason is not None:
+            task.cancel()
 
-    def interrupt(self, reason: str) -> bool:
-        """Ask the run to stop; False if it was already asked (it is undoing)."""
+    def interrupt(self, reason: str, status: RunStatus | None = None) -> bool:
+        """Ask the run to stop, stored as ``status`` once undone; False if it was already
+        asked (it is undoing)."""
         if self.reason is not None:
             return False
         self.reason = reason
+        self.status = status
         if self._task is not None:
             self._task.cancel()
         return True
+
+    def abandon(self) -> None:
+        """The caller exits before the run's undo ends: the run must not tell its guard it
+        ended, so that the guard undoes what is left and writes the reports."""
+        self.abandoned = True

@@ -126,8 +126,6 @@ class _Run:
 
     async def execute(self) -> RunResult:
         task = asyncio.current_task()
-        if self.control is not None:
-            self.control.attach(task)
         record = RunRecord(
             run_id=self.options.run_id,
             scenario=self.loaded.name,
@@ -171,6 +169,8 @@ class _Run:
         flusher = asyncio.create_task(self._flush_periodically(), name="journal-flush")
         cancelled_by_caller = False
         try:
+            if self.control is not None:
+                self.control.attach(task)  # from here an interruption ends in the finally below
             try:
                 async with asyncio.timeout(self.model.timeout) as scope:
                     await self._phases(ctx)
@@ -200,7 +200,8 @@ class _Run:
             flusher.cancel()
             await asyncio.wait([flusher])
             await self._store_final()
-            if guard is not None:
+            abandoned = self.control is not None and self.control.abandoned
+            if guard is not None and not abandoned:
                 await asyncio.shield(asyncio.to_thread(guard.disarm))
         if cancelled_by_caller or cancelled_again:
             raise asyncio.CancelledError()
@@ -479,14 +480,14 @@ class _Run:
         self.journal.record(
             "run.finished",
             outcome=self.outcome.value,
-            status=self.outcome.run_status.value,
+            status=result.run_status.value,
             reason=self.reason,
             duration_ms=result.duration_ms,
         )
         record = RunRecord(
             run_id=self.options.run_id,
             scenario=self.loaded.name,
-            status=self.outcome.run_status,
+            status=result.run_status,
             started_at_ms=self.started_epoch_ms,
             ended_at_ms=self.deps.wall_clock_ms(),
             summary={
@@ -555,7 +556,14 @@ class _Run:
             undos=tuple(self.undos),
             events=self.journal.events,
             variables=_jsonable(self.loaded.values),
+            status=self._chosen_status(),
         )
+
+    def _chosen_status(self) -> RunStatus | None:
+        """The status the caller chose when it interrupted the run (a cancel: cancelled)."""
+        if self.outcome is Outcome.INTERRUPTED and self.control is not None:
+            return self.control.status
+        return None
 
 
 def _first_failure(results: list[StepResult]) -> str:

@@ -169,6 +169,12 @@ class RunResult:
     undos: tuple[UndoResult, ...] = ()
     events: tuple[JournalEvent, ...] = ()
     variables: Mapping[str, Any] = field(default_factory=dict)
+    status: RunStatus | None = None
+    """The stored status when its caller chose it (a cancelled run); else the outcome's."""
+
+    @property
+    def run_status(self) -> RunStatus:
+        return self.status or self.outcome.run_status
 
     @property
     def exit_code(self) -> int:

@@ -41,7 +41,8 @@ class GrpcServer:
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         ]
-        self.port = self._server.add_insecure_port(f"{host}:{port}")
+        address = f"[{host.strip('[]')}]:{port}" if ":" in host else f"{host}:{port}"
+        self.port = self._server.add_insecure_port(address)
         if self.port == 0:
             raise OSError(f"gRPC could not bind {host}:{port}")
 

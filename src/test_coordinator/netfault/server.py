@@ -36,14 +36,15 @@ async def serve(
 ) -> None:
     """Run until SIGTERM or SIGINT; ``announce`` gets "netfault listening on PORT" when ready."""
     proxy = NetfaultProxy(listen, upstream)
-    try:
-        await proxy.start()
-    except OSError as exc:
-        await proxy.close()
-        raise NetfaultStartError(f"cannot listen on {listen[0]}:{listen[1]}: {exc}") from None
     control = ControlServer(proxy, control_path)
+    # The control socket first: once the listen port answers (a run's health check), the
+    # faults can be set.
+    await control.start()
     try:
-        await control.start()
+        try:
+            await proxy.start()
+        except OSError as exc:
+            raise NetfaultStartError(f"cannot listen on {listen[0]}:{listen[1]}: {exc}") from None
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

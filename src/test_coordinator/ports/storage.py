@@ -106,6 +106,9 @@ class RunCursor:
             started_at_ms, run_id = data["s"], data["r"]
             if not _is_ms(started_at_ms) or not isinstance(run_id, str):
                 raise ValueError("not a run cursor")
+            if "\x00" in run_id or not run_id.isprintable():
+                raise ValueError("not a run id")
+            run_id.encode("utf-8")  # a lone surrogate: UnicodeEncodeError, a ValueError
         except (ValueError, binascii.Error):
             shown = text[:_CURSOR_SHOWN] + "..." if len(text) > _CURSOR_SHOWN else text
             raise ValueError(

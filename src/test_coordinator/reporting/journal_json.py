@@ -24,7 +24,7 @@ def journal_document(result: RunResult) -> dict[str, Any]:
         "scenario": result.scenario,
         "file": str(result.file),
         "outcome": result.outcome.value,
-        "status": result.outcome.run_status.value,
+        "status": result.run_status.value,
         "exit_code": result.exit_code,
         "reason": result.reason,
         "seed": result.seed,

@@ -1,7 +1,9 @@
 """A bound on request bodies: a pure ASGI middleware answering 413 beyond ``max_bytes``.
 
-A declared Content-Length over the bound is refused before the body is read; a
-chunked body is counted as it arrives and cut off once it passes the bound.
+A declared Content-Length over the bound is refused before the body is read; any
+other body (chunked, or declared within the bound) is read here first, at most
+``max_bytes`` of it, and handed to the application whole. So a body over the
+bound is always a 413, never whatever the application makes of a cut stream.
 """
 
 from __future__ import annotations
@@ -10,10 +12,6 @@ import json
 from typing import Any
 
 from test_coordinator.infrastructure.http_metrics import ASGIApp, Message, Receive, Scope, Send
-
-
-class BodyTooLarge(Exception):
-    pass
 
 
 class BodyLimitMiddleware:
@@ -29,29 +27,23 @@ class BodyLimitMiddleware:
         if declared is not None and declared > self._max:
             await self._refuse(send)
             return
+        chunks: list[bytes] = []
         seen = 0
-        started = False
-
-        async def counting_receive() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message.get("type") == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self._max:
-                    raise BodyTooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message.get("type") == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self._app(scope, counting_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
+            if message.get("type") != "http.request":  # the client left
+                await self._app(scope, _replay([message], receive), send)
+                return
+            body = message.get("body", b"")
+            seen += len(body)
+            if seen > self._max:
                 await self._refuse(send)
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        whole: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self._app(scope, _replay([whole], receive), send)
 
     async def _refuse(self, send: Send) -> None:
         body = json.dumps(
@@ -64,6 +56,18 @@ class BodyLimitMiddleware:
         ]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def _replay(first: list[Message], receive: Receive) -> Receive:
+    """``first`` in order, then what ``receive`` gives (a disconnect, for streaming answers)."""
+    pending = list(first)
+
+    async def replayed() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replayed
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from test_coordinator.ports.storage import RunStatus
 from test_coordinator.service.runs.manager import RunView
@@ -29,7 +29,21 @@ class RunSubmission(BaseModel):
     scenario: str | None = Field(default=None, min_length=1, max_length=500)
     document: str | None = Field(default=None, min_length=1)
     vars: dict[str, VarValue] = Field(default_factory=dict, max_length=200)
-    seed: int | None = Field(default=None, ge=0, le=SEED_MAX)
+    seed: int | None = Field(default=None, ge=0, le=SEED_MAX, strict=True)
+
+    @field_validator("scenario", "document")
+    @classmethod
+    def _plain_text(cls, value: str | None) -> str | None:
+        return None if value is None else text_problem(value)
+
+    @field_validator("vars")
+    @classmethod
+    def _plain_vars(cls, value: dict[str, VarValue]) -> dict[str, VarValue]:
+        for name, item in value.items():
+            text_problem(name)
+            if isinstance(item, str):
+                text_problem(item)
+        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> RunSubmission:
@@ -164,6 +178,18 @@ class ScenarioList(BaseModel):
 class ValidationOut(BaseModel):
     valid: bool
     problems: list[Problem]
+
+
+def text_problem(value: str) -> str:
+    """``value`` unchanged; ValueError when it cannot be stored or shown as UTF-8 text (a lone
+    surrogate) or holds NUL, which no store keeps."""
+    if "\x00" in value:
+        raise ValueError("holds a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("is not UTF-8 text (it holds a lone surrogate)") from None
+    return value
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
@@ -30,10 +30,16 @@ from test_coordinator.entrypoints.http.run_models import (
     ValidationOut,
     ValidationRequest,
 )
+from test_coordinator.ports.availability import StorageUnavailable
 from test_coordinator.ports.storage import JournalEvent, RunCursor, RunQuery, RunStatus
 from test_coordinator.scenario.problems import ScenarioProblem
 from test_coordinator.service.runs.manager import RunManager
-from test_coordinator.service.runs.requests import RunRefused, RunRequest, UnknownScenario
+from test_coordinator.service.runs.requests import (
+    QueueFull,
+    RunRefused,
+    RunRequest,
+    UnknownScenario,
+)
 
 KEEP_ALIVE_S = 15.0
 MAX_PAGE = 500
@@ -43,6 +49,7 @@ _errors: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "No bearer token, or not the right one"},
     413: {"model": ErrorBody, "description": "The request body is larger than allowed"},
     422: {"model": Problems, "description": "A parameter is not valid"},
+    503: {"model": ErrorBody, "description": "The run store does not answer"},
 }
 RUN_LINKS = {
     name: {"operationId": operation, "parameters": {"run_id": "$response.body#/run_id"}}
@@ -72,6 +79,18 @@ _body_errors: dict[int | str, dict[str, Any]] = {
 }
 
 
+class AsciiJSONResponse(JSONResponse):
+    """JSON with every non-ASCII character escaped: whatever text a request held, the
+    answer can be encoded (a lone surrogate echoed in a problem cannot break it)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+RunId = Annotated[str, Path(pattern=RUN_ID_PATTERN, max_length=100)]
+
+
 def _manager(request: Request) -> RunManager:
     manager: RunManager = request.app.state.runs
     return manager
@@ -82,7 +101,8 @@ router = APIRouter(prefix="/api/v1", tags=["runs"], dependencies=[Depends(requir
 
 
 def _refused(exc: RunRefused) -> JSONResponse:
-    return JSONResponse(exc.body(), status_code=exc.status)
+    headers = {"Retry-After": "1"} if isinstance(exc, QueueFull) else None
+    return AsciiJSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
 @router.post(
@@ -110,7 +130,7 @@ async def submit_run(body: RunSubmission, manager: Manager) -> Response:
     except RunRefused as exc:
         return _refused(exc)
     out = RunOut.of(view)
-    return JSONResponse(
+    return AsciiJSONResponse(
         out.model_dump(mode="json"), status_code=202, headers={"Location": out.links.self}
     )
 
@@ -124,7 +144,7 @@ async def submit_run(body: RunSubmission, manager: Manager) -> Response:
 )
 async def list_runs(
     manager: Manager,
-    scenario: Annotated[str | None, Query(max_length=500)] = None,
+    scenario: Annotated[str | None, Query(max_length=500, pattern=r"^[^\x00]*$")] = None,
     status: Annotated[list[RunStatus] | None, Query()] = None,
     started_from_ms: Annotated[int | None, Query(ge=0, le=2**62)] = None,
     started_to_ms: Annotated[int | None, Query(ge=0, le=2**62)] = None,
@@ -149,7 +169,7 @@ async def list_runs(
         runs=[RunOut.of(manager.view_of(record)) for record in page.runs],
         next=page.next.encode() if page.next is not None else None,
     )
-    return JSONResponse(out.model_dump(mode="json"))
+    return AsciiJSONResponse(out.model_dump(mode="json"))
 
 
 @router.get(
@@ -159,7 +179,7 @@ async def list_runs(
     summary="One run: status, and once it ended its steps, checks, recoveries and undos",
     responses={**_errors, 404: {"model": ErrorBody, "description": "No such run"}},
 )
-async def get_run(run_id: str, manager: Manager) -> Response:
+async def get_run(run_id: RunId, manager: Manager) -> Response:
     try:
         view = await manager.get(run_id)
     except RunRefused as exc:
@@ -169,7 +189,7 @@ async def get_run(run_id: str, manager: Manager) -> Response:
     if journal is not None:
         parts = await asyncio.to_thread(_journal_parts, journal)
         detail = detail.model_copy(update=parts)
-    return JSONResponse(detail.model_dump(mode="json"))
+    return AsciiJSONResponse(detail.model_dump(mode="json"))
 
 
 @router.post(
@@ -184,12 +204,12 @@ async def get_run(run_id: str, manager: Manager) -> Response:
         409: {"model": ErrorBody, "description": "The run has already ended"},
     },
 )
-async def cancel_run(run_id: str, manager: Manager) -> Response:
+async def cancel_run(run_id: RunId, manager: Manager) -> Response:
     try:
         view = await manager.cancel(run_id)
     except RunRefused as exc:
         return _refused(exc)
-    return JSONResponse(RunOut.of(view).model_dump(mode="json"), status_code=202)
+    return AsciiJSONResponse(RunOut.of(view).model_dump(mode="json"), status_code=202)
 
 
 @router.get(
@@ -199,14 +219,14 @@ async def cancel_run(run_id: str, manager: Manager) -> Response:
     summary="The run's journal events stored so far",
     responses={**_errors, 404: {"model": ErrorBody, "description": "No such run"}},
 )
-async def run_journal(run_id: str, manager: Manager) -> Response:
+async def run_journal(run_id: RunId, manager: Manager) -> Response:
     try:
         await manager.get(run_id)
     except RunRefused as exc:
         return _refused(exc)
     events = await manager.store.events(run_id)
     out = Journal(run_id=run_id, events=[_event_out(e) for e in events])
-    return JSONResponse(out.model_dump(mode="json"))
+    return AsciiJSONResponse(out.model_dump(mode="json"))
 
 
 @router.get(
@@ -225,7 +245,7 @@ async def run_journal(run_id: str, manager: Manager) -> Response:
     },
 )
 async def run_events(
-    run_id: str,
+    run_id: RunId,
     manager: Manager,
     after: Annotated[int, Query(ge=0, le=2**62)] = 0,
     last_event_id: Annotated[str | None, Header(max_length=40)] = None,
@@ -234,7 +254,11 @@ async def run_events(
         await manager.get(run_id)
     except RunRefused as exc:
         return _refused(exc)
-    if last_event_id is not None and last_event_id.strip().isdigit():
+    if (
+        last_event_id is not None
+        and last_event_id.strip().isascii()
+        and last_event_id.strip().isdigit()
+    ):
         after = max(after, int(last_event_id))
     return StreamingResponse(
         _sse(manager, run_id, after),
@@ -254,7 +278,7 @@ async def run_events(
         404: {"model": ErrorBody, "description": "No such run, or no report yet"},
     },
 )
-async def run_report(run_id: str, manager: Manager) -> Response:
+async def run_report(run_id: RunId, manager: Manager) -> Response:
     return await _report_file(manager, run_id, "report.html")
 
 
@@ -272,7 +296,7 @@ async def run_report(run_id: str, manager: Manager) -> Response:
         404: {"model": ErrorBody, "description": "No such run, or no report yet"},
     },
 )
-async def run_junit(run_id: str, manager: Manager) -> Response:
+async def run_junit(run_id: RunId, manager: Manager) -> Response:
     return await _report_file(manager, run_id, "junit.xml")
 
 
@@ -286,7 +310,7 @@ async def run_junit(run_id: str, manager: Manager) -> Response:
 async def list_scenarios(manager: Manager) -> Response:
     found = await asyncio.to_thread(manager.library.scenarios)
     out = ScenarioList(scenarios=[ScenarioOut(name=s.name, file=str(s.path)) for s in found])
-    return JSONResponse(out.model_dump(mode="json"))
+    return AsciiJSONResponse(out.model_dump(mode="json"))
 
 
 @router.post(
@@ -302,16 +326,13 @@ async def list_scenarios(manager: Manager) -> Response:
 )
 async def validate_scenario(body: ValidationRequest, manager: Manager) -> Response:
     try:
-        problems = await asyncio.to_thread(
-            manager.library.problems,
-            name=body.scenario,
-            document=body.document,
-            overrides=body.var_texts(),
+        problems = await manager.problems(
+            name=body.scenario, document=body.document, overrides=body.var_texts()
         )
     except UnknownScenario as exc:
         return _refused(exc)
     out = ValidationOut(valid=not problems, problems=[scenario_problem(p) for p in problems])
-    return JSONResponse(out.model_dump(mode="json"))
+    return AsciiJSONResponse(out.model_dump(mode="json"))
 
 
 def install_runs_api(app: FastAPI, manager: RunManager) -> None:
@@ -330,7 +351,13 @@ def install_runs_api(app: FastAPI, manager: RunManager) -> None:
         ]
         return _problems("the request is not valid", problems)
 
+    async def storage_down(request: Request, exc: Exception) -> Response:
+        return AsciiJSONResponse(
+            {"detail": f"the run store does not answer: {exc}"}, status_code=503
+        )
+
     app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(StorageUnavailable, storage_down)
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -348,7 +375,7 @@ def scenario_problem(problem: ScenarioProblem) -> Problem:
 
 def _problems(detail: str, problems: list[Problem]) -> JSONResponse:
     body = Problems(detail=detail, problems=problems)
-    return JSONResponse(body.model_dump(mode="json"), status_code=422)
+    return AsciiJSONResponse(body.model_dump(mode="json"), status_code=422)
 
 
 def _event_out(event: JournalEvent) -> JournalEventOut:
@@ -387,6 +414,7 @@ async def _sse(manager: RunManager, run_id: str, after: int) -> AsyncIterator[by
     finally:
         if pending is not None:
             pending.cancel()
+            await asyncio.wait([pending])  # the generator must be idle before it is closed
         await stream.aclose()
 
 
@@ -408,22 +436,22 @@ async def _report_file(manager: RunManager, run_id: str, name: str) -> Response:
         return _refused(exc)
     path = _run_file(view.record.summary, name)
     if path is None:
-        return JSONResponse(
+        return AsciiJSONResponse(
             {"detail": f"run {run_id} has no {name} (yet: {view.record.status.value})"},
             status_code=404,
         )
     return FileResponse(path, media_type=REPORT_FILES[name])
 
 
-def _run_file(summary: Any, name: str) -> Path | None:
+def _run_file(summary: Any, name: str) -> FilePath | None:
     run_dir = summary.get("run_dir") if hasattr(summary, "get") else None
     if not isinstance(run_dir, str) or not run_dir:
         return None
-    path = Path(run_dir) / name
+    path = FilePath(run_dir) / name
     return path if path.is_file() else None
 
 
-def _journal_parts(path: Path) -> dict[str, Any]:
+def _journal_parts(path: FilePath) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -23,7 +23,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -56,6 +57,7 @@ from test_coordinator.service.runs.target_keys import lease_keys
 
 log = logging.getLogger(__name__)
 
+VALIDATION_THREADS = 2
 LEASE_RETRY_S = 0.25
 """How often queued runs whose targets are leased elsewhere try again."""
 CANCELLED_BY_USER = "cancelled through the API"
@@ -160,6 +162,9 @@ class RunManager:
         self._discover = discover
         self._queued: dict[str, _Entry] = {}
         self._reserved = 0
+        self._validation = ThreadPoolExecutor(VALIDATION_THREADS, thread_name_prefix="validate")
+        """Validation has threads of its own: a flood of large documents waits here, and the
+        store's calls (in the default pool) go on."""
         self._running: dict[str, _Entry] = {}
         self._wake = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
@@ -176,24 +181,36 @@ class RunManager:
     async def close(self, timeout_s: float) -> None:
         """Cancel the queued runs, interrupt the running ones and wait (bounded) for their undo."""
         self._closing = True
+        self._validation.shutdown(wait=False, cancel_futures=True)
         if self._dispatcher is not None:
             self._dispatcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._dispatcher
         for entry in list(self._queued.values()):
             await self._drop_queued(entry, "the service stopped before the run started")
-        tasks = []
-        for entry in list(self._running.values()):
+        running = list(self._running.values())
+        for entry in running:
             entry.cancel_reason = entry.cancel_reason or "the service is stopping"
             entry.control.interrupt(entry.cancel_reason)
-            if entry.task is not None:
-                tasks.append(entry.task)
+        tasks = {entry.task: entry for entry in running if entry.task is not None}
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=timeout_s)
             for task in pending:
-                log.warning("run %s still undoing at shutdown; its guard takes over", task)
+                entry = tasks[task]
+                entry.control.abandon()  # its guard undoes what is left and writes the reports
+                log.warning("run %s still undoing at shutdown; its guard takes over", entry.run_id)
 
     # -- the API -----------------------------------------------------------------------
+
+    async def problems(
+        self, *, name: str | None, document: str | None, overrides: Mapping[str, str]
+    ) -> list[ScenarioProblem]:
+        """Every problem of a named scenario or a document (UnknownScenario for a bad name)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._validation,
+            lambda: self.library.problems(name=name, document=document, overrides=overrides),
+        )
 
     @property
     def store(self) -> RunStore:
@@ -211,7 +228,8 @@ class RunManager:
         """Validate and queue a run; RunRefused (one of its kinds) when it cannot be."""
         if self._closing:
             raise ServiceStopping("the service is stopping")
-        loaded = await asyncio.to_thread(self._validate, request)
+        loop = asyncio.get_running_loop()
+        loaded = await loop.run_in_executor(self._validation, self._validate, request)
         if len(self._queued) + self._reserved >= self.max_queued:
             raise QueueFull(
                 f"the queue is full: {len(self._queued)} runs wait (MAX_QUEUED_RUNS "
@@ -222,7 +240,7 @@ class RunManager:
             request=request,
             scenario=loaded.name,
             seed=request.seed if request.seed is not None else new_seed(),
-            keys=lease_keys(loaded.model),
+            keys=lease_keys(loaded.model, private_ports=set(loaded.ports.values())),
             submitted_at_ms=self._now_ms(),
         )
         record = RunRecord(
@@ -262,7 +280,7 @@ class RunManager:
         if running is not None:
             if running.cancel_reason is None:
                 running.cancel_reason = CANCELLED_BY_USER
-                running.control.interrupt(CANCELLED_BY_USER)
+                running.control.interrupt(CANCELLED_BY_USER, RunStatus.CANCELLED)
             return await self.get(run_id)
         view = await self.get(run_id)
         raise RunAlreadyEnded(f"run {run_id} has already ended ({view.record.status.value})")
@@ -490,7 +508,8 @@ class RunManager:
             # Cancelled by a user; stopped by the service or by a lost lease: aborted.
             if entry.cancel_reason == CANCELLED_BY_USER:
                 status = RunStatus.CANCELLED
-            summary["reason"] = entry.cancel_reason
+            if entry.cancel_reason not in str(summary.get("reason") or ""):
+                summary["reason"] = entry.cancel_reason
         if status not in FINISHED:
             status = RunStatus.ERROR
         record = replace(
@@ -536,6 +555,8 @@ class RunManager:
     # -- views -------------------------------------------------------------------------
 
     def _view(self, record: RunRecord) -> RunView:
+        """The record as callers see it: an ended status only once the manager is done with
+        the run (its reports written, its final record stored, its leases given back)."""
         queued = self._queued.get(record.run_id)
         if queued is not None:
             position = list(self._queued).index(record.run_id) + 1
@@ -547,6 +568,8 @@ class RunManager:
             )
         running = self._running.get(record.run_id)
         if running is not None:
+            if record.status in FINISHED:  # stored by the engine; reports not written yet
+                record = replace(record, status=RunStatus.RUNNING)
             return RunView(
                 _with_submission(record, running),
                 cancel_requested=running.cancel_reason is not None,

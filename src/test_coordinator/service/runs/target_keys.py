@@ -11,11 +11,14 @@ fault the same target at the same time.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from test_coordinator.scenario.model import Scenario
 
 
-def lease_keys(model: Scenario) -> frozenset[str]:
-    """The lease keys of every shared target in ``model``'s inventory."""
+def lease_keys(model: Scenario, private_ports: Collection[int] = ()) -> frozenset[str]:
+    """The lease keys of every shared target in ``model``'s inventory. ``private_ports``:
+    the ports the run allocates itself (its ``ports:``): a proxy listening on one is its own."""
     keys = set()
     for service in model.services.values():
         docker = service.docker
@@ -24,7 +27,7 @@ def lease_keys(model: Scenario) -> frozenset[str]:
         elif docker is not None and docker.name is not None:
             keys.add(f"container:{docker.name}")
         proxy = service.proxy
-        if proxy is not None:
+        if proxy is not None and proxy.listen not in private_ports:
             keys.add(f"listen:{proxy.host}:{proxy.listen}")
         discover = service.discover
         if discover is not None:
