@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from engine_fakes import Harness, harness, until
@@ -419,3 +421,64 @@ async def test_stop_with_a_chosen_signal(tmp_path: Path) -> None:
     assert ("stop:2", "api") in h.backend.calls
     assert "stop api with SIGINT" == result.steps[0].name
     assert [("start", "done")] == [(u.action, u.status) for u in fault_undos(result)]
+
+
+class RecordingGuard:
+    """A guard that notes whether it was armed and told the run ended."""
+
+    made: ClassVar[list[RecordingGuard]] = []
+
+    def __init__(self, run_id: str, run_dir: Path) -> None:
+        self.armed = self.disarmed = False
+        RecordingGuard.made.append(self)
+
+    def arm(self) -> dict[str, object]:
+        self.armed = True
+        return {"pid": 1}
+
+    def disarm(self) -> None:
+        self.disarmed = True
+
+
+async def test_an_interrupt_before_the_guard_is_armed_still_ends_with_it_disarmed(
+    tmp_path: Path,
+) -> None:
+    """A cancel that arrives as the run starts takes effect once the guard is armed and the
+    run stored: the run ends interrupted, with the chosen status, and its guard disarmed."""
+    h = harness()
+    RecordingGuard.made.clear()
+    deps = dataclasses.replace(h.deps, guard=RecordingGuard)
+    control = RunControl()
+    assert control.interrupt("cancelled through the API", RunStatus.CANCELLED)
+
+    result = await run_scenario(
+        scenario("steps: [{pause: api}, {wait: 10s}]"), deps, options(tmp_path), control=control
+    )
+
+    [guard] = RecordingGuard.made
+    assert (True, True) == (guard.armed, guard.disarmed)
+    assert Outcome.INTERRUPTED == result.outcome
+    assert RunStatus.CANCELLED == result.run_status == h.store.runs[result.run_id].status
+    assert ("pause", "api") not in h.backend.calls
+
+
+async def test_a_run_its_caller_abandoned_leaves_its_guard_armed(tmp_path: Path) -> None:
+    """The service stopped waiting for this run's undo: the guard must not be told the run
+    ended, so that it undoes whatever is left once the service is gone."""
+    h = harness()
+    RecordingGuard.made.clear()
+    deps = dataclasses.replace(h.deps, guard=RecordingGuard)
+    control = RunControl()
+    task = asyncio.create_task(
+        run_scenario(
+            scenario("steps: [{pause: api}, {wait: 10s}]"), deps, options(tmp_path), control=control
+        )
+    )
+    await until(lambda: bool(h.backends) and ("pause", "api") in h.backend.calls)
+
+    control.interrupt("the service is stopping")
+    control.abandon()
+    await task
+
+    [guard] = RecordingGuard.made
+    assert (True, False) == (guard.armed, guard.disarmed)
