@@ -11,6 +11,10 @@ import os
 import socket
 from urllib.parse import urlsplit
 
+# As the package does (test_coordinator/__init__.py), before any test module imports grpc:
+# tests run gRPC servers in this process and fork processes beside them.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 import pytest
 
 DEFAULT_POSTGRES_TEST_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"

@@ -1,6 +1,13 @@
 """test-coordinator: resilience testing for the Trading Ecosystem."""
 
 import functools
+import os
+
+# The coordinator forks processes (services, probes, guards) while gRPC runs in the same
+# process (serve). gRPC's fork handlers then run in each child between fork and exec, and
+# killed children with SIGSEGV; the children exec at once and need no gRPC. Off unless
+# the environment says otherwise; set before any module of the package imports grpc.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 
 @functools.cache

@@ -66,6 +66,7 @@ async def test_a_run_is_driven_through_grpc_to_its_verdict(service: ServiceProce
         final = await client.get_run(run.run_id)
         page = await client.list_runs(statuses=[RunStatus.PASSED])
 
+    assert RunStatus.PASSED == final.status, (final.reason, [e.kind for e in events])
     kinds = [e.kind for e in events]
     seqs = [e.seq for e in events if not e.is_end]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
