@@ -15,29 +15,15 @@ from typing import Any
 import httpx
 import pytest
 
+from support.run_scenarios import QUICK_RESTART
 from support.service_process import ServiceProcess, free_port, start_service, wait_for
+from test_coordinator.targets.process.procfs import is_alive
 
 pytestmark = pytest.mark.slow
 
 TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
-QUICK = """
-version: 1
-name: quick-restart
-ports: [web_port]
-services:
-  web:
-    process:
-      command: ${python}
-      args: [-m, http.server, "${web_port}", --bind, 127.0.0.1]
-      stop_grace: 2s
-    health: {http: {url: "http://127.0.0.1:${web_port}/"}}
-steps:
-  - restart: web
-checks:
-  - recovery_time: {service: web, max: 20s}
-"""
 
 SLOW = """
 version: 1
@@ -61,7 +47,7 @@ steps:
 def library(tmp_path: Path) -> Path:
     root = tmp_path / "library"
     root.mkdir()
-    (root / "quick-restart.yaml").write_text(QUICK)
+    (root / "quick-restart.yaml").write_text(QUICK_RESTART)
     (root / "slow.yaml").write_text(SLOW)
     return root
 
@@ -167,18 +153,10 @@ def test_cancelling_a_running_run_undoes_it(service: ServiceProcess) -> None:
     final = wait_for(ended, deadline_s=30, what="the run ended")
     assert "cancelled" == final["status"]
     assert "cancelled through the API" in final["reason"]
-    assert not process_alive(pid), f"the run's service (pid {pid}) outlived the cancel"
+    assert not is_alive(pid), f"the run's service (pid {pid}) outlived the cancel"
     assert [u["status"] for u in final["undos"]] and all(
         u["status"] == "done" for u in final["undos"]
     )
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
 
 
 def test_what_must_be_refused_is_refused(service: ServiceProcess) -> None:
@@ -193,7 +171,7 @@ def test_what_must_be_refused_is_refused(service: ServiceProcess) -> None:
     assert problems and all(p["file"] == "request" and p["line"] >= 1 for p in problems)
     assert any(p["line"] == 2 and p["path"] == "services" for p in problems), problems
 
-    remote_process = api(service, "POST", "/api/v1/runs", json={"document": QUICK})
+    remote_process = api(service, "POST", "/api/v1/runs", json={"document": QUICK_RESTART})
     assert 403 == remote_process.status_code
     assert "services.web.process" in remote_process.json()["detail"]
 

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from support.service_process import ServiceProcess, free_port, start_service, wait_for
+from test_coordinator.targets.process.procfs import is_alive
 
 pytestmark = pytest.mark.slow
 
@@ -217,16 +218,8 @@ def test_a_killed_service_leaves_nothing_once_it_starts_again(
 
     assert sorted(ids) == sorted(r["run_id"] for r in runs)
     for pid in pids:
-        assert not process_alive(pid), f"pid {pid} of a killed run is still there"
+        assert not is_alive(pid), f"pid {pid} of a killed run is still there"
     reports = [
         tmp_path / "test-coordinator" / "reports" / run_id / "report.html" for run_id in ids[:2]
     ]
     assert all(path.is_file() for path in reports), reports
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"

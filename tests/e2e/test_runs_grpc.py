@@ -12,6 +12,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from support.run_scenarios import QUICK_RESTART
 from support.service_process import ServiceProcess, start_service
 from test_coordinator.client import CoordinatorClient
 from test_coordinator.client.grpc_client import PermissionDenied, Unauthenticated
@@ -20,29 +21,13 @@ from test_coordinator.ports.storage import RunStatus
 pytestmark = pytest.mark.slow
 
 TOKEN = "grpc-e2e-token"
-QUICK = """
-version: 1
-name: quick-restart
-ports: [web_port]
-services:
-  web:
-    process:
-      command: ${python}
-      args: [-m, http.server, "${web_port}", --bind, 127.0.0.1]
-      stop_grace: 2s
-    health: {http: {url: "http://127.0.0.1:${web_port}/"}}
-steps:
-  - restart: web
-checks:
-  - recovery_time: {service: web, max: 20s}
-"""
 
 
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[ServiceProcess]:
     library = tmp_path / "library"
     library.mkdir()
-    (library / "quick-restart.yaml").write_text(QUICK)
+    (library / "quick-restart.yaml").write_text(QUICK_RESTART)
     svc = start_service(
         tmp_path / "svc",
         {
@@ -85,7 +70,7 @@ async def test_grpc_needs_the_token_and_refuses_remote_processes(service: Servic
                 await anonymous.list_runs()
         async with CoordinatorClient(target, TOKEN) as client:
             with pytest.raises(PermissionDenied, match=r"services\.web\.process"):
-                await client.start_run(document=QUICK)
+                await client.start_run(document=QUICK_RESTART)
 
 
 async def test_health_answers_for_every_name_and_reflection_lists_the_runs_service(
