@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from support.run_scenarios import QUICK_RESTART
+from support.run_scenarios import PAUSED_HTTP_SERVER, QUICK_RESTART
 from support.service_process import ServiceProcess, free_port, start_service, wait_for
 from test_coordinator.targets.process.procfs import is_alive
 
@@ -25,30 +25,12 @@ TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-SLOW = """
-version: 1
-name: slow
-vars: {hold: 60s}
-ports: [web_port]
-services:
-  web:
-    process:
-      command: ${python}
-      args: [-m, http.server, "${web_port}", --bind, 127.0.0.1]
-      stop_grace: 2s
-    health: {http: {url: "http://127.0.0.1:${web_port}/"}}
-steps:
-  - pause: web
-  - wait: ${hold}
-"""
-
-
 @pytest.fixture
 def library(tmp_path: Path) -> Path:
     root = tmp_path / "library"
     root.mkdir()
     (root / "quick-restart.yaml").write_text(QUICK_RESTART)
-    (root / "slow.yaml").write_text(SLOW)
+    (root / "slow.yaml").write_text(PAUSED_HTTP_SERVER)
     return root
 
 
@@ -179,7 +161,9 @@ def test_what_must_be_refused_is_refused(service: ServiceProcess) -> None:
     assert 404 == unknown.status_code
     undeclared = api(service, "POST", "/api/v1/runs", json={"scenario": "slow", "vars": {"x": 1}})
     assert 422 == undeclared.status_code and undeclared.json()["problems"][0]["path"] == "vars.x"
-    both = api(service, "POST", "/api/v1/runs", json={"scenario": "slow", "document": SLOW})
+    both = api(
+        service, "POST", "/api/v1/runs", json={"scenario": "slow", "document": PAUSED_HTTP_SERVER}
+    )
     assert 422 == both.status_code
     too_big = api(
         service, "POST", "/api/v1/runs", content=b"x" * 2_000_000,

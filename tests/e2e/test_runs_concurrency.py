@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from support.run_scenarios import PAUSED_HTTP_SERVER
 from support.service_process import ServiceProcess, free_port, start_service, wait_for
 from test_coordinator.targets.process.procfs import is_alive
 
@@ -43,28 +44,12 @@ steps:
   - wait: 100ms
 """
 
-SLOW = """
-version: 1
-name: slow
-ports: [web_port]
-services:
-  web:
-    process:
-      command: ${python}
-      args: [-m, http.server, "${web_port}", --bind, 127.0.0.1]
-      stop_grace: 2s
-    health: {http: {url: "http://127.0.0.1:${web_port}/"}}
-steps:
-  - pause: web
-  - wait: 120s
-"""
-
 
 @pytest.fixture
 def library(tmp_path: Path) -> Path:
     root = tmp_path / "library"
     root.mkdir()
-    for name, text in (("private", PRIVATE), ("shared", SHARED), ("slow", SLOW)):
+    for name, text in (("private", PRIVATE), ("shared", SHARED), ("slow", PAUSED_HTTP_SERVER)):
         (root / f"{name}.yaml").write_text(text)
     return root
 

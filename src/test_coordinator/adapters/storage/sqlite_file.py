@@ -135,17 +135,23 @@ def _row(cursor: sqlite3.Cursor, values: tuple[Any, ...]) -> dict[str, Any]:
 
 def revision_of(path: Path) -> str | None:
     """The Alembic revision of the file at ``path`` (None: missing, empty or not a database)."""
-    if not path.is_file():
-        return None
     try:
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
-        try:
-            row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
-        finally:
-            connection.close()
+        row = _read_one(path, "SELECT version_num FROM alembic_version")
     except sqlite3.Error:
         return None
     return str(row[0]) if row else None
+
+
+def _read_one(path: Path, query: str) -> tuple[Any, ...] | None:
+    """The first row of ``query`` on the file opened read-only; None when there is no file."""
+    if not path.is_file():
+        return None
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+    try:
+        row: tuple[Any, ...] | None = connection.execute(query).fetchone()
+        return row
+    finally:
+        connection.close()
 
 
 class SqliteFileRunStore:
@@ -296,14 +302,8 @@ def create_at_head(path: Path) -> None:
 
 
 def _has_tables(path: Path) -> bool:
-    if not path.is_file():
-        return False
     try:
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
-        try:
-            row = connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        finally:
-            connection.close()
+        row = _read_one(path, "SELECT count(*) FROM sqlite_master")
     except sqlite3.Error:
         return True  # not ours to overwrite: the migration says what is wrong with it
     return bool(row and row[0])
