@@ -17,7 +17,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     DATA_DIR=/app/data
 RUN groupadd --system --gid 10001 coordinator \
  && useradd --system --uid 10001 --gid coordinator --home-dir /app --shell /usr/sbin/nologin coordinator \
- && mkdir -p /app/data /app/logs /app/scenarios /app/reports \
+ && mkdir -p /app/data /app/logs /app/scenarios /app/reports /app/netfault \
  && chown -R coordinator:coordinator /app
 COPY --from=build /opt/venv /opt/venv
 COPY --chown=coordinator:coordinator scenarios /app/scenarios

@@ -354,7 +354,7 @@ wait_healthy() {
 }
 
 expected_services() {
-  local n=7   # coordinator, 3 sample services, postgres, redis, prometheus
+  local n=8   # coordinator, 3 sample services, the exchange link, postgres, redis, prometheus
   [ "${STACK_GRAFANA:-0}" = 1 ] && n=$((n + 1))
   echo "$n"
 }
@@ -469,10 +469,11 @@ cmd_run() {
       in_container=$SCENARIOS_IN_CONTAINER$rel ;;
   esac
   reopen_trading
-  local before after run_id="" rc=0 tty=()
+  local before after run_id="" rc=0 tty=() started waited=0
   before=$(ls -1 "$STACK_REPORTS_DIR" 2>/dev/null || true)
   [ -t 0 ] && [ -t 1 ] && tty=(-t)
   log "running $in_container in $COORD (deadline $RUN_TIMEOUT s)"
+  started=$SECONDS
   # timeout inside the container sends SIGINT: the run undoes its faults and writes its reports.
   # The coordinator's own log lines (JSON in its container) only from WARNING: the run's
   # progress and verdict stay readable; STACK_RUN_LOG_LEVEL=INFO shows them all.
@@ -480,11 +481,22 @@ cmd_run() {
     -e "LOG_LEVEL=${STACK_RUN_LOG_LEVEL:-WARNING}" "$COORD" \
     timeout -s INT -k 20 "$RUN_TIMEOUT" \
     test-coordinator run "$in_container" --reports-dir "$REPORTS_IN_CONTAINER" "${args[@]}" || rc=$?
+  if [ $rc = 137 ] && [ $((SECONDS - started)) -lt "$RUN_TIMEOUT" ]; then
+    # Killed: its guard (a process of its own in the container) undoes what the run left and
+    # writes the aborted run's report; wait for that report, bounded.
+    log "the run was killed (SIGKILL); its guard undoes what it left and writes the report"
+    while [ $waited -lt 30 ]; do
+      after=$(ls -1 "$STACK_REPORTS_DIR" 2>/dev/null || true)
+      run_id=$(comm -13 <(sort <<<"$before") <(sort <<<"$after") | grep -v '^junit.xml$' | tail -n 1 || true)
+      [ -n "$run_id" ] && [ -e "$STACK_REPORTS_DIR/$run_id/report.html" ] && break
+      sleep 1
+      waited=$((waited + 1))
+    done
+  elif [ $rc = 124 ] || [ $rc = 137 ]; then
+    log "the run did not end within $RUN_TIMEOUT s"
+  fi
   after=$(ls -1 "$STACK_REPORTS_DIR" 2>/dev/null || true)
   run_id=$(comm -13 <(sort <<<"$before") <(sort <<<"$after") | grep -v '^junit.xml$' | tail -n 1 || true)
-  case $rc in
-    124 | 137) log "the run did not end within $RUN_TIMEOUT s" ;;
-  esac
   if [ -n "$run_id" ] && [ -e "$STACK_REPORTS_DIR/$run_id/report.html" ]; then
     log "report: $STACK_REPORTS_DIR/$run_id/report.html  (open file://$STACK_REPORTS_DIR/$run_id/report.html)"
   else

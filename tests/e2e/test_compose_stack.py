@@ -1,8 +1,9 @@
 """The trading ecosystem on containers, end to end, as a user runs it: ``scripts/stack.sh up``
 (``make stack-up``) brings up deploy/docker-compose.yml and waits until every service is
 healthy, ``scripts/stack.sh run`` (``make stack-run``) runs the flagship with the coordinator in
-its container against the stack's containers, and ``scripts/stack.sh down`` (``make
-stack-down``) leaves no container, network or volume behind.
+its container against the stack's containers, then the partition scenario, which cuts the
+engine from the exchange through the stack's always-on fault proxy (exchange-link), and
+``scripts/stack.sh down`` (``make stack-down``) leaves no container, network or volume behind.
 
 Needs a Docker-compatible engine (``scripts/docker-engine.sh``) and a compose implementation
 (the script installs Debian's docker-compose when it is root and has none). Images are built
@@ -36,7 +37,9 @@ PROJECT = "trading-ecosystem"
 NETWORK = "trading-ecosystem"
 PROJECT_LABEL = f"com.docker.compose.project={PROJECT}"
 FLAGSHIP = "exchange-restart-during-trading-stack"
-SAMPLE_CONTAINERS = ("audit-correlator", "exchange-OKX", "trading-system-engine")
+PARTITION = "exchange-partition-during-trading-stack"
+PARTITION_FILE = "deploy/scenarios/exchange-partition-during-trading.yaml"
+SAMPLE_CONTAINERS = ("audit-correlator", "exchange-OKX", "trading-system-engine", "exchange-link")
 SCRAPED = {
     "test-coordinator": "test-coordinator",
     "audit-correlator": "audit-correlator",
@@ -209,6 +212,24 @@ def test_up_run_the_flagship_down(stack_env: dict[str, str], sdk: Any, tmp_path:
 
         # The run restarted the exchange container, and left every container in place.
         for name in SAMPLE_CONTAINERS:
+            assert sdk.api.inspect_container(name)["State"]["Running"], name
+
+        started = time.monotonic()
+        cut = stack(env, "run", PARTITION_FILE, timeout_s=RUN_TIMEOUT_S)
+        timings["run partition"] = time.monotonic() - started
+        assert 0 == cut.returncode, tail(cut)
+        assert f"PASSED {PARTITION}" in cut.stdout, tail(cut)
+        [cut_journal] = [
+            j
+            for j in (json.loads(p.read_text()) for p in reports.glob("*/journal.json"))
+            if j["scenario"] == PARTITION
+        ]
+        assert all("passed" == c["status"] for c in cut_journal["checks"]), cut_journal["checks"]
+        events = cut_journal["events"]
+        [cleared] = [e["data"] for e in events if e["kind"] == "network.fault_cleared"]
+        assert "exchange-link" == cleared["service"]
+        assert cleared["stats"]["connections"] >= 1, cleared  # the cut acted on the engine's
+        for name in SAMPLE_CONTAINERS:  # the proxy too: the run faulted it, never stopped it
             assert sdk.api.inspect_container(name)["State"]["Running"], name
 
         # Prometheus scrapes every service, with the ecosystem's instance labels.

@@ -6,6 +6,7 @@ Imported only when a network fault is injected or healed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from test_coordinator.engine.context import RunContext, target_specs
@@ -32,13 +33,22 @@ class NetworkFault:
     entry: UndoEntry
 
 
+def proxy_control(ctx: RunContext, service: str) -> Path:
+    """The control socket of ``service``'s proxy: its ``control:`` when it exists outside
+    the run, else the one the run started it with."""
+    proxy = ctx.loaded.model.services[service].proxy
+    if proxy is not None and proxy.control is not None:
+        return Path(proxy.control)
+    return control_socket(ctx.run_id, service)
+
+
 def heal_action(ctx: RunContext, service: str, fault_id: str) -> UndoAction:
     model = ctx.loaded.model.services[service]
     return UndoAction(
         kind=UndoKind.HEAL,
         service=service,
         target=target_specs(ctx.loaded.model)[service],
-        handle={"control": str(control_socket(ctx.run_id, service)), "fault_id": fault_id},
+        handle={"control": str(proxy_control(ctx, service)), "fault_id": fault_id},
         health=model.health.model_dump(mode="json", by_alias=True, exclude_none=True),
         start_timeout_s=model.start_timeout,
         log_dir=str(ctx.log_dir),
@@ -61,7 +71,7 @@ async def set_network_fault(
     fault_id = f"step{step_id}-{service}"
     entry = await ctx.ledger.register(heal_action(ctx, service, fault_id))
     ctx.audit.injected(entry, f"network {fault['kind']}", ctx.step_names[step_id])
-    control = NetfaultControl(control_socket(ctx.run_id, service))
+    control = NetfaultControl(proxy_control(ctx, service))
     try:
         await control.set(
             fault_id,

@@ -105,27 +105,69 @@ class DockerRun(Strict):
 
 
 class ProxyRun(Strict):
-    """A network fault proxy the run starts: it listens on ``host:listen`` and forwards each
-    connection to ``upstream``. Dependents are pointed at ``listen`` (through variables);
-    ``network`` and ``partition`` steps then break the link.
+    """A network fault proxy: one the run starts, or one that is always there.
+
+    Started by the run (``listen`` and ``upstream``): it listens on ``host:listen``
+    and forwards each connection to ``upstream``. Dependents are pointed at
+    ``listen`` (through variables); ``network`` and ``partition`` steps then break
+    the link.
+
+    Existing (``control``): a proxy started outside the run (``python -m
+    test_coordinator.netfault``, e.g. a container of a compose stack, its control
+    socket on a shared volume). The run sets and clears faults through that socket
+    and never starts or stops it; ``host`` and ``listen``, when given, are where it
+    is reached (its default health: a TCP connect there).
 
     ``to`` names the service behind it, ``clients`` the services that connect through
     it: a ``partition`` between two sets of services cuts the proxies that link them.
     """
 
-    listen: int = Field(ge=1, le=65535)
+    listen: int | None = Field(default=None, ge=1, le=65535)
     host: Text = "127.0.0.1"
-    upstream: Text
+    upstream: Text | None = None
+    control: Text | None = None
     to: ServiceName | None = None
     clients: ServiceList | None = None
 
     @field_validator("upstream")
     @classmethod
-    def _host_and_port(cls, value: str) -> str:
+    def _host_and_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         host, colon, port = value.rpartition(":")
         if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
             raise ValueError(f"{value!r} is not HOST:PORT")
         return value
+
+    @field_validator("control")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError(f"{value!r} is not an absolute path (the proxy's control socket)")
+        return value
+
+    @model_validator(mode="after")
+    def _started_or_existing(self) -> ProxyRun:
+        if self.control is not None:
+            if self.upstream is not None:
+                raise ValueError(
+                    "an existing proxy (control:) forwards where it was started to; "
+                    "upstream: is for a proxy the run starts (listen: and upstream:)"
+                )
+        elif self.listen is None or self.upstream is None:
+            missing = " and ".join(
+                f for f, v in (("listen", self.listen), ("upstream", self.upstream)) if v is None
+            )
+            raise ValueError(
+                f"a proxy the run starts needs listen: and upstream: (missing {missing}); "
+                "an existing proxy needs control: (its control socket)"
+            )
+        return self
+
+    @property
+    def existing(self) -> bool:
+        """True for a proxy the run does not start (``control:``)."""
+        return self.control is not None
 
 
 class DiscoverRun(Strict):

@@ -53,7 +53,11 @@ def render_plan(loaded: LoadedScenario, seed: int | None) -> str:
             )
         elif service.proxy is not None:
             proxy = service.proxy
-            how = f"proxy: listens on {proxy.host}:{proxy.listen}, forwards to {proxy.upstream}"
+            how = (
+                f"proxy: existing, controlled through {proxy.control} (never started or stopped)"
+                if proxy.control is not None
+                else f"proxy: listens on {proxy.host}:{proxy.listen}, forwards to {proxy.upstream}"
+            )
             if proxy.to is not None:
                 how += f" ({proxy.to}"
                 how += f", for {', '.join(proxy.clients)})" if proxy.clients else ")"

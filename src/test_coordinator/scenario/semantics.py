@@ -114,6 +114,15 @@ class _Checker:
                 + (", ".join(proxies) or "none declared (a service with proxy:)"),
             )
 
+    def _not_existing_proxy(self, path: Path, name: str, kind: str) -> None:
+        service = self.scenario.services.get(name)
+        if service is not None and service.proxy is not None and service.proxy.existing:
+            self.report(
+                path,
+                f"'{kind}' cannot act on '{name}': it is an existing proxy (control:), started "
+                "outside the run; allowed on it: network, partition, heal",
+            )
+
     def _partition(self, path: Path, spec: PartitionSpec) -> None:
         for side, names in (("between", spec.between), ("and", spec.and_)):
             for name in names:
@@ -196,6 +205,8 @@ class _Checker:
                 self._service((*path, kind), name, managed=True)
                 if kind in PROXY_KINDS:
                     self._proxy((*path, kind), name, kind)
+                else:
+                    self._not_existing_proxy((*path, kind), name, kind)
         self._timeouts(path, step)
         captured: set[str] = set()
         if isinstance(step, ExpectStep | ProbeStep):

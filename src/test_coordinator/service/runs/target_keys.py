@@ -3,10 +3,10 @@
 A run's own services (a process it starts, a container it creates under its own
 name) are private to it: two runs never meet there. What two runs can fault at
 once is what exists outside them: an existing container, a container or proxy
-whose name or listen port the scenario fixes, an instance found through service
-discovery. A run holds a lease on each such key from before its setup until its
-undo is done, so no two runs, of one coordinator or of several sharing a Redis,
-fault the same target at the same time.
+whose name or listen port the scenario fixes, an existing proxy (by its control
+socket), an instance found through service discovery. A run holds a lease on each
+such key from before its setup until its undo is done, so no two runs, of one
+coordinator or of several sharing a Redis, fault the same target at the same time.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ def lease_keys(model: Scenario, private_ports: Collection[int] = ()) -> frozense
         elif docker is not None and docker.name is not None:
             keys.add(f"container:{docker.name}")
         proxy = service.proxy
-        if proxy is not None and proxy.listen not in private_ports:
+        if proxy is not None and proxy.control is not None:
+            keys.add(f"proxy:{proxy.control}")
+        elif proxy is not None and proxy.listen not in private_ports:
             keys.add(f"listen:{proxy.host}:{proxy.listen}")
         discover = service.discover
         if discover is not None:

@@ -1,0 +1,220 @@
+"""An existing proxy (``proxy: {control: ...}``), as in the compose stack: a netfault process
+the run did not start, in front of Python's http.server. The run faults it through its
+control socket, heals it, and leaves it running; after a kill -9 of the coordinator its
+guard heals it. Every effect is measured from the client side."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from e2e.cli_harness import Cli
+from test_coordinator.netfault.client import NetfaultControl
+from test_coordinator.netfault.model import Latency
+
+pytestmark = pytest.mark.slow
+
+DELAY_MS = 300
+START_TIMEOUT_S = 15.0
+
+SCENARIO = """
+version: 1
+name: {name}
+timeout: 1m
+services:
+  web:
+    health: {{http: {{url: "http://127.0.0.1:{web_port}/"}}}}
+  web-link:
+    proxy: {{control: "{control}", listen: {link_port}, to: web}}
+steady_state:
+  - healthy: [web-link]
+steps:
+  - name: slow the answers
+    network: web-link
+    latency: {{delay: {delay}ms}}
+  - name: through the slow link
+    probe: {{http: {{url: "http://127.0.0.1:{link_port}/", timeout: 5s}}}}
+{rest}
+"""
+
+
+@dataclass
+class Link:
+    web_port: int
+    link_port: int
+    control: Path
+    proxy: subprocess.Popen[str]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for_line(process: subprocess.Popen[str], prefix: str) -> str:
+    """The first line of ``process`` that starts with ``prefix`` (bounded by the test's
+    timeout: a process that dies closes its output)."""
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith(prefix):
+            return line
+    raise AssertionError(f"exited ({process.wait(timeout=5)}) before printing {prefix!r}")
+
+
+def wait_until_listening(port: int) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, f"nothing listens on {port}"
+            time.sleep(0.02)  # polling a port, with a deadline
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    if process.stdout is not None:
+        process.stdout.close()
+
+
+@pytest.fixture
+def link(tmp_path: Path) -> Iterator[Link]:
+    web_port = free_port()
+    web = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(web_port), "--bind", "127.0.0.1"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    control = tmp_path / "link.sock"
+    proxy = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "test_coordinator.netfault",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            f"127.0.0.1:{web_port}",
+            "--control",
+            str(control),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        link_port = int(wait_for_line(proxy, "netfault listening on ").split()[-1])
+        wait_until_listening(web_port)
+        yield Link(web_port, link_port, control, proxy)
+    finally:
+        stop(proxy)
+        stop(web)
+
+
+def scenario(cli: Cli, link: Link, name: str, rest: str) -> str:
+    path = cli.workdir / f"{name}.yaml"
+    text = SCENARIO.format(
+        name=name,
+        web_port=link.web_port,
+        link_port=link.link_port,
+        control=link.control,
+        delay=DELAY_MS,
+        rest=rest,
+    )
+    path.write_text(text)
+    return str(path)
+
+
+def get_ms(port: int) -> float:
+    """One GET through a fresh connection, as a client of the proxy sees it."""
+    started = time.perf_counter()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as answer:
+        answer.read()
+    return (time.perf_counter() - started) * 1000.0
+
+
+def faults(link: Link) -> list[str]:
+    import asyncio
+
+    state = asyncio.run(NetfaultControl(link.control).state())
+    return [str(f["id"]) for f in state["faults"]]
+
+
+def test_a_run_faults_and_heals_an_existing_proxy_and_leaves_it_running(
+    cli: Cli, link: Link
+) -> None:
+    done = cli.run("run", scenario(cli, link, "existing", "  - name: heal\n    heal: web-link"))
+
+    assert 0 == done.returncode, done.stdout + done.stderr
+    [journal_path] = list((cli.workdir / "reports").glob("*/journal.json"))
+    journal = json.loads(journal_path.read_text())
+    probe = next(s for s in journal["steps"] if s["name"] == "through the slow link")
+    assert probe["ended_at_ms"] - probe["started_at_ms"] >= DELAY_MS, probe
+    [cleared] = [e["data"] for e in journal["events"] if e["kind"] == "network.fault_cleared"]
+    assert cleared["stats"]["connections"] >= 1, cleared
+    assert link.proxy.poll() is None, "the run stopped a proxy it did not start"
+    assert [] == faults(link)
+    assert get_ms(link.link_port) < DELAY_MS / 2
+
+
+def test_a_fault_left_on_the_proxy_stops_the_run_before_it_acts(cli: Cli, link: Link) -> None:
+    import asyncio
+
+    asyncio.run(NetfaultControl(link.control).set("someone-else", Latency(ms=DELAY_MS)))
+
+    done = cli.run("run", scenario(cli, link, "busy", ""))
+
+    assert 3 == done.returncode, done.stdout + done.stderr
+    assert "already has faults set (someone-else)" in done.stdout + done.stderr
+    assert ["someone-else"] == faults(link), "a fault the run did not set was cleared"
+
+
+def test_sigkill_while_faulted_the_guard_heals_the_existing_proxy(cli: Cli, link: Link) -> None:
+    path = scenario(cli, link, "killed", "  - name: hold\n    wait: 60s")
+    coordinator = cli.popen("run", path)
+    try:
+        deadline = time.monotonic() + 30
+        while not faults(link):
+            assert coordinator.poll() is None, "the run ended early"
+            assert time.monotonic() < deadline, "the fault was never set"
+            time.sleep(0.02)  # polling the proxy's state, with a deadline
+        assert get_ms(link.link_port) >= DELAY_MS  # in effect, from the client side
+
+        coordinator.send_signal(signal.SIGKILL)
+        coordinator.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while faults(link):
+            assert time.monotonic() < deadline, "the guard did not heal the proxy"
+            time.sleep(0.02)  # polling the proxy's state, with a deadline
+
+        assert get_ms(link.link_port) < DELAY_MS / 2
+        assert link.proxy.poll() is None, "the guard stopped a proxy the run did not start"
+        again = cli.run("recover")
+        assert 0 == again.returncode and "nothing to undo" in again.stdout, again.stdout
+    finally:
+        if coordinator.poll() is None:
+            coordinator.kill()
+            coordinator.wait(timeout=10)
+        if coordinator.stdout is not None:
+            coordinator.stdout.close()
