@@ -401,6 +401,7 @@ async def test_orders_reported_compares_the_counters_at_the_cut_off_with_the_tra
         cut_off["counters"][0]["acknowledged"]
     )
     assert [("run-1", WALL_MS, WALL_MS)] == link.questions  # the trail up to the cut-off
+    assert "given up by api since its start (0.05 s before the run): the same" in check.detail
 
 
 async def test_counters_that_differ_from_the_trail_fail_and_say_by_how_much(

@@ -251,7 +251,7 @@ def _orders_reported(spec: AuditCheckSpec, c: Correlation, evidence: Evidence) -
         )
     trail = c.orders.sender(counted.source)
     since = (
-        f" since its start (run +{(trail.since_ms - evidence.run_started_ms) / 1000:.2f} s)"
+        f" since its start ({_relative_to_run(trail.since_ms - evidence.run_started_ms)})"
         if trail is not None and trail.since_ms is not None and evidence.run_started_ms is not None
         else ""
     )
@@ -496,3 +496,10 @@ async def _read_counters(ctx: RunContext, reported: OrdersReportedSpec) -> Sende
         acknowledged=await reading(reported.acknowledged_metric),
         failed=await reading(reported.failed_metric),
     )
+
+
+def _relative_to_run(offset_ms: float) -> str:
+    """``run +1.20 s``, or ``7.66 s before the run`` for a service started earlier."""
+    if offset_ms < 0:
+        return f"{-offset_ms / 1000:.2f} s before the run"
+    return f"run +{offset_ms / 1000:.2f} s"
