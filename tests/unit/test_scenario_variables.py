@@ -131,6 +131,13 @@ def test_bad_durations_say_what_is_allowed(bad: str) -> None:
         parse_duration(5)
 
 
+@pytest.mark.parametrize("long", ["721h", "1" + "0" * 30 + "s", "43201m"])
+def test_durations_beyond_30_days_are_refused(long: str) -> None:
+    assert 720 * 3600.0 == parse_duration("720h")
+    with pytest.raises(ValueError, match="too long a duration; .* at most 720h"):
+        parse_duration(long)
+
+
 def test_durations_print_back_exactly() -> None:
     assert ["250ms", "2s", "90s", "2m", "1h", "1.5ms"] == [
         format_duration(s) for s in (0.25, 2.0, 90.0, 120.0, 3600.0, 0.0015)

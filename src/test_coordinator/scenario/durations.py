@@ -11,6 +11,8 @@ from test_coordinator.scenario.problems import shown
 DURATION_PATTERN = r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)\s*$"
 DURATION_RULE = "a number with a unit, such as 250ms, 2s, 1.5m or 1h"
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+MAX_DURATION_S = 30 * 24 * 3600.0
+"""30 days: longer is a typo (and past what event loops' timers take: uvloop's overflow)."""
 _DURATION = re.compile(DURATION_PATTERN, re.ASCII)
 
 
@@ -24,8 +26,10 @@ def parse_duration(value: object) -> float:
     if match is None:
         raise ValueError(f"{shown(value)} is not a duration; allowed: {DURATION_RULE}")
     seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    if not math.isfinite(seconds):
-        raise ValueError(f"{shown(value)} is too long a duration; allowed: {DURATION_RULE}")
+    if not math.isfinite(seconds) or seconds > MAX_DURATION_S:
+        raise ValueError(
+            f"{shown(value)} is too long a duration; allowed: {DURATION_RULE}, at most 720h"
+        )
     return seconds
 
 
