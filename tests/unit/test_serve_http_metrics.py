@@ -99,3 +99,19 @@ async def test_urls_no_route_serves_stay_unmatched(
         ("GET", UNMATCHED_ROUTE, "404"): 4.0,
         ("GET", UNMATCHED_ROUTE, "307"): 1.0,
     } == requests_by_label(metrics)
+
+
+async def test_health_and_readiness_answer_head_without_a_body(
+    http: httpx.AsyncClient, metrics: PrometheusMetrics
+) -> None:
+    """Load balancers and uptime monitors ask with HEAD: GET's status, no body."""
+    for path, status in (("/api/v1/health", 200), ("/health", 200), ("/api/v1/ready", 503)):
+        answer = await http.head(path)
+        assert (status, b"") == (answer.status_code, answer.content), path
+        assert status == (await http.get(path)).status_code
+
+    assert {
+        ("HEAD", "/api/v1/health", "200"): 1.0,
+        ("HEAD", "/health", "200"): 1.0,
+        ("HEAD", "/api/v1/ready", "503"): 1.0,
+    }.items() <= requests_by_label(metrics).items()

@@ -119,6 +119,9 @@ def _json(payload: dict[str, Any], status_code: int = 200) -> Response:
     return Response(_encode(payload).encode(), status_code, media_type="application/json")
 
 
+# HEAD too (load balancers and uptime monitors ask with it): the same status, no body.
+@router.head("/health", include_in_schema=False)
+@router.head("/api/v1/health", include_in_schema=False)
 @router.get(
     "/health",
     summary="Service health with dependency status (the ecosystem's common path)",
@@ -133,6 +136,7 @@ async def health(request: Request) -> Response:
     return _json(health_payload(_state(request).health()))
 
 
+@router.head("/api/v1/ready", include_in_schema=False)
 @router.get(
     "/api/v1/ready",
     summary="200 once startup is complete, 503 before and during shutdown",
