@@ -28,6 +28,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "scenarios" / "examples"
 CLI = Path(sys.executable).with_name("test-coordinator")
@@ -61,7 +62,7 @@ class Tally:
     failures: list[str] = field(default_factory=list)
 
 
-def run_once(name: str, workdir: Path) -> tuple[dict[str, object] | None, float, str]:
+def run_once(name: str, workdir: Path) -> tuple[dict[str, Any] | None, float, str]:
     reports = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=workdir))
     reports.chmod(0o755)  # postgres, under its own user, reaches its data directory inside
     started = time.perf_counter()
@@ -117,7 +118,7 @@ def main() -> int:
                     tally.failures.append(f"round {round_ + 1}: {last}")
                     continue
                 tally.passed += 1
-                for recovery in journal.get("recoveries") or []:  # type: ignore[union-attr]
+                for recovery in journal.get("recoveries") or []:
                     if recovery.get("recovery_ms") is not None:
                         tally.recovery_ms.append(float(recovery["recovery_ms"]))
                     if recovery.get("recovery_from_restore_ms") is not None:
