@@ -8,7 +8,7 @@ import contextlib
 import hashlib
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -595,3 +595,104 @@ async def test_an_unreachable_upstream_resets_the_client() -> None:
         assert running.stats()["upstream_failures"] == 1
     finally:
         await running.close()
+
+
+# --- the pass-through path, on both event loops ------------------------------------------
+# The proxy runs on uvloop as a process; these run the same scenarios on it and on asyncio's
+# own loop, each in a loop of its own.
+
+Scenario = Callable[[NetfaultProxy, Upstream], Awaitable[None]]
+
+
+def run_on(loop_name: str, scenario: Scenario) -> None:
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if loop_name == "uvloop":
+        factory = pytest.importorskip("uvloop").new_event_loop
+
+    async def main() -> None:
+        upstream = Upstream()
+        await upstream.start()
+        running = NetfaultProxy(("127.0.0.1", 0), ("127.0.0.1", upstream.port))
+        await running.start()
+        try:
+            await scenario(running, upstream)
+        finally:
+            await running.close()
+            await upstream.close()
+
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main())
+
+
+async def read_into(client: Client, into: bytearray) -> None:
+    while chunk := await client.reader.read(1 << 20):
+        into += chunk
+
+
+@pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
+def test_pass_through_bytes_both_ways_unchanged_behind_a_slow_reader_then_half_close(
+    loop_name: str,
+) -> None:
+    payload = random.Random(2).randbytes(8 << 20)  # more than the socket buffers hold
+
+    async def scenario(proxy: NetfaultProxy, upstream: Upstream) -> None:
+        client = await Client.connect(proxy.port)
+        client.writer.write(payload)  # echoed; the client does not read yet
+        # The proxy's write to the client backs up: its transport keeps a part of the
+        # shared read buffer, which the proxy must not read into until it is written.
+        await eventually(lambda: proxy.stats()["buffered_bytes"] != 0, what="proxy backed up")
+        echoed = bytearray()
+        reading = asyncio.ensure_future(read_into(client, echoed))
+        await eventually(lambda: len(echoed) == len(payload), what="everything echoed")
+        client.writer.write_eof()  # the upstream echo server closes at the end of stream
+        await asyncio.wait_for(reading, 10.0)  # ... and its FIN comes back
+
+        assert hashlib.sha256(echoed).digest() == hashlib.sha256(payload).digest()
+        assert hashlib.sha256(upstream.received).digest() == hashlib.sha256(payload).digest()
+        assert len(upstream.eof_at) == 1
+        await eventually(lambda: proxy.stats()["connections_open"] == 0, what="closed")
+        stats = proxy.stats()
+        assert (stats["bytes_upstream"], stats["bytes_downstream"]) == (len(payload),) * 2
+        await client.close()
+
+    run_on(loop_name, scenario)
+
+
+@pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
+def test_a_fault_set_mid_stream_on_a_pass_through_connection_acts_at_once(
+    loop_name: str,
+) -> None:
+    payload = random.Random(3).randbytes(8 << 20)
+
+    async def scenario(proxy: NetfaultProxy, upstream: Upstream) -> None:
+        client = await Client.connect(proxy.port)
+        client.writer.write(payload)  # echoed; the client does not read yet, so the echo
+        # stalls in the proxy's write to the client and in the server's write to the proxy
+        await eventually(lambda: proxy.stats()["buffered_bytes"] != 0, what="proxy backed up")
+        await eventually(lambda: len(upstream.received) == len(payload), what="all sent up")
+
+        proxy.set_fault("hole", Blackhole(direction=Direction.DOWNSTREAM))
+        echoed = bytearray()
+        reading = asyncio.ensure_future(read_into(client, echoed))
+
+        def dropped() -> int:
+            faults = proxy.stats()["faults"]
+            assert isinstance(faults, dict)
+            return int(faults["hole"]["bytes_dropped"])
+
+        # every byte echoed either was on its way to the client before the fault or is
+        # swallowed by it: none twice, none lost otherwise
+        await eventually(lambda: len(echoed) + dropped() == len(payload), what="all accounted")
+        assert 0 < len(echoed) and 0 < dropped()
+        assert echoed == payload[: len(echoed)]
+        reading.cancel()
+
+        proxy.clear_fault("hole")
+        assert await client.round_trip(b"after the hole") < 1.0
+        proxy.set_fault("slow", Latency(ms=100))
+        assert await client.round_trip() >= 0.100
+        proxy.clear_fault("slow")
+        assert await client.round_trip() < 0.050
+        await client.close()
+
+    run_on(loop_name, scenario)

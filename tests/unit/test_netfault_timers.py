@@ -1,19 +1,10 @@
-"""The delay queues' timers (a timerfd the loop watches), and which protocol reads fastest."""
+"""The delay queues' timers (a timerfd the loop watches)."""
 
 from __future__ import annotations
 
 import asyncio
 import statistics
 
-import pytest
-
-from test_coordinator.netfault.link import (
-    BufferedClientSide,
-    BufferedUpstreamSide,
-    ClientSide,
-    UpstreamSide,
-    side_classes,
-)
 from test_coordinator.netfault.timers import LoopTimers, TimerfdTimers, make_timers, now
 
 
@@ -68,16 +59,3 @@ async def test_timers_fire_within_a_fraction_of_a_millisecond() -> None:
 
     assert min(lateness) >= 0
     assert statistics.median(lateness) < 0.0005
-
-
-async def test_asyncio_loop_reads_into_one_shared_buffer() -> None:
-    assert side_classes(asyncio.get_running_loop()) == (BufferedClientSide, BufferedUpstreamSide)
-
-
-def test_uvloop_reads_into_its_own() -> None:
-    uvloop = pytest.importorskip("uvloop")
-    loop = uvloop.new_event_loop()
-    try:
-        assert side_classes(loop) == (ClientSide, UpstreamSide)
-    finally:
-        loop.close()

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import socket
 import struct
-from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from test_coordinator.netfault.pipe import Pipe
@@ -69,8 +68,7 @@ class Link:
         host, port = self.proxy.upstream
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT_S):
-                side = self.proxy.upstream_side
-                await self.proxy.loop.create_connection(lambda: side(self), host, port)
+                await self.proxy.loop.create_connection(lambda: UpstreamSide(self), host, port)
         except (OSError, TimeoutError) as exc:
             if not self.closed:
                 self.proxy.upstream_failed(self, exc)
@@ -122,12 +120,28 @@ class Link:
         return True
 
 
-class _Side(asyncio.Protocol):
-    link: Link
-    _feed: Callable[[bytes], None]
+class _Side(asyncio.BufferedProtocol):
+    """Reads into the proxy's one read buffer and hands what came to a pipe.
 
-    def data_received(self, data: bytes) -> None:
-        self._feed(data)
+    One buffer serves every connection, since a read is handed on before the
+    next one starts. A pipe passing bytes through writes them from the buffer
+    itself (:meth:`Pipe.feed`), so on the pass-through path only the kernel
+    copies them. A plain ``Protocol`` gets a new ``bytes`` for every read:
+    asyncio's selector loop allocates (and, past malloc's mmap threshold, maps
+    and unmaps) 256 KiB for every ``recv``, however small, about 20 µs a read;
+    uvloop copies each read out of its own buffer, which with the page faults
+    of the allocation was a quarter of the proxy's CPU time on a bulk transfer.
+    """
+
+    link: Link
+    proxy: NetfaultProxy
+    _pipe: Pipe
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.proxy.read_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._pipe.feed(self.proxy.read_buffer[:nbytes])
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.link.lost(exc)
@@ -141,7 +155,7 @@ class ClientSide(_Side):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.link = self.proxy.accept(cast(asyncio.Transport, transport))
-        self._feed = self.link.up.feed
+        self._pipe = self.link.up
 
     def eof_received(self) -> bool:
         self.link.up.feed_eof()
@@ -159,7 +173,8 @@ class UpstreamSide(_Side):
 
     def __init__(self, link: Link) -> None:
         self.link = link
-        self._feed = link.down.feed
+        self.proxy = link.proxy
+        self._pipe = link.down
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.link.attach_upstream(cast(asyncio.Transport, transport))
@@ -173,43 +188,3 @@ class UpstreamSide(_Side):
 
     def resume_writing(self) -> None:
         self.link.up.set_sink_full(False)
-
-
-class _SharedBufferReads(asyncio.BufferedProtocol):
-    """Reads into the proxy's one read buffer, then hands a copy of what came to a pipe.
-
-    asyncio's selector loop gives a plain ``Protocol`` what ``recv(256 KiB)``
-    returns, which allocates (and, past malloc's mmap threshold, maps and
-    unmaps) 256 KiB for every read, however small: about 20 µs a read. One
-    buffer serves every connection, since a read is handed on before the next
-    one starts. uvloop reads into a buffer of its own: there the plain protocol
-    is the faster.
-    """
-
-    _feed: Callable[[bytes], None]
-    _buffer: memoryview
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self._buffer
-
-    def buffer_updated(self, nbytes: int) -> None:
-        self._feed(bytes(self._buffer[:nbytes]))
-
-
-class BufferedClientSide(ClientSide, _SharedBufferReads):
-    def __init__(self, proxy: NetfaultProxy) -> None:
-        super().__init__(proxy)
-        self._buffer = proxy.read_buffer
-
-
-class BufferedUpstreamSide(UpstreamSide, _SharedBufferReads):
-    def __init__(self, link: Link) -> None:
-        super().__init__(link)
-        self._buffer = link.proxy.read_buffer
-
-
-def side_classes(loop: asyncio.AbstractEventLoop) -> tuple[type[ClientSide], type[UpstreamSide]]:
-    """The protocols that read fastest on ``loop``."""
-    if isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
-        return BufferedClientSide, BufferedUpstreamSide
-    return ClientSide, UpstreamSide

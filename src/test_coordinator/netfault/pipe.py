@@ -76,15 +76,24 @@ class Pipe:
 
     # --- from the transports ----------------------------------------------------
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, view: memoryview) -> None:
+        """Bytes read into the proxy's shared read buffer, which the next read reuses.
+
+        Passed through, they are written from that buffer: no copy in Python.
+        A sink that cannot send them at once keeps a reference to the buffer,
+        which the proxy then lends it (:meth:`NetfaultProxy.lend_read_buffer`).
+        The delay queue keeps a copy.
+        """
         proxy = self.link.proxy
-        proxy.bytes_in[self.index] += len(data)
+        proxy.bytes_in[self.index] += len(view)
         plan = proxy.flow_plans[self.index]
         sink = self.sink
         if plan is None and not self._queue and sink is not None:
-            sink.write(data)
+            sink.write(view)
+            if sink.get_write_buffer_size():
+                proxy.lend_read_buffer(sink)
             return
-        self._take(data, plan)
+        self._take(bytes(view), plan)
 
     def feed_eof(self) -> None:
         self.eof_in = True

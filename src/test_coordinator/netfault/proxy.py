@@ -18,7 +18,7 @@ from typing import Any
 
 from test_coordinator.netfault.active import ActiveFault, FaultStats
 from test_coordinator.netfault.errors import FaultSpecError
-from test_coordinator.netfault.link import Link, side_classes
+from test_coordinator.netfault.link import ClientSide, Link
 from test_coordinator.netfault.listener import Listener
 from test_coordinator.netfault.model import Fault, LossAction, Pulse
 from test_coordinator.netfault.plan import ConnectPlan, FlowPlan, Plans, build_plans
@@ -27,6 +27,9 @@ from test_coordinator.netfault.timers import make_timers
 
 MAX_FAULT_ID = 200
 READ_SIZE = 256 * 1024
+
+_LENT_LIMIT = 8
+"""Read buffers lent to transports that the proxy keeps track of, to read into again."""
 
 
 def _address(host: str, port: int) -> str:
@@ -41,6 +44,7 @@ class NetfaultProxy:
         self.flow_plans: tuple[FlowPlan | None, FlowPlan | None] = (None, None)
         self.bytes_in = [0, 0]
         self.read_buffer = memoryview(bytearray(READ_SIZE))  # shared by every connection
+        self._lent: list[tuple[memoryview, asyncio.Transport]] = []
         self.timers = make_timers(self.loop)  # the delay queues'
         self.connect_plan = ConnectPlan()
         self.accepted = 0
@@ -51,8 +55,24 @@ class NetfaultProxy:
         self._faults: dict[str, ActiveFault] = {}
         self._pulses: dict[str, PulseDriver] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        client_side, self.upstream_side = side_classes(self.loop)
-        self._listener = Listener(self.loop, listen[0], listen[1], lambda: client_side(self))
+        self._listener = Listener(self.loop, listen[0], listen[1], lambda: ClientSide(self))
+
+    def lend_read_buffer(self, holder: asyncio.Transport) -> None:
+        """``holder`` kept (part of) the read buffer to write later: read into another.
+
+        A lent buffer is read into again once its transport has written all it
+        held; a new one is made only when no lent buffer is free.
+        """
+        lent = self._lent
+        lent.append((self.read_buffer, holder))
+        for index, (buffer, sink) in enumerate(lent):
+            if not sink.get_write_buffer_size():
+                del lent[index]
+                self.read_buffer = buffer
+                return
+        if len(lent) > _LENT_LIMIT:
+            del lent[0]  # left to the garbage collector, once its transport lets go of it
+        self.read_buffer = memoryview(bytearray(READ_SIZE))
 
     @property
     def port(self) -> int:
