@@ -15,13 +15,15 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from test_coordinator.engine.journal import Journal
-from test_coordinator.engine.order_accounting import OrderCutOff
 from test_coordinator.engine.ports import AuditLink
 from test_coordinator.engine.undo import UndoEntry
-from test_coordinator.ports.audit import AuditEvent, fault_injected, fault_undone
+
+if TYPE_CHECKING:  # loaded with a link (audit:): a run without one never needs them
+    from test_coordinator.engine.order_accounting import OrderCutOff
+    from test_coordinator.ports.audit import AuditEvent
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,8 @@ class RunAudit:
         """Report ``fault`` on the entry's service, injected now by ``step``."""
         if self.link is None:
             return
+        from test_coordinator.ports.audit import fault_injected
+
         reported = ReportedFault(entry.record.undo_id, entry.service, fault, step)
         affects = self._affects.get(entry.service)
         self._emit(
@@ -92,6 +96,8 @@ class RunAudit:
         """The fault of ``entry`` ended now (reverted by a step or undone)."""
         if self.link is None or self._open.pop(entry.record.undo_id, None) is None:
             return
+        from test_coordinator.ports.audit import fault_undone
+
         self._emit(
             fault_undone(
                 run_id=self._run_id,

@@ -9,11 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from test_coordinator.domain.compare import mismatch
-from test_coordinator.engine.audit_check import (
-    AuditCheckFailed,
-    AuditNothingToJudge,
-    judge_audit,
-)
 from test_coordinator.engine.context import RunContext
 from test_coordinator.engine.log_marks import (
     LOG_READ_LIMIT_BYTES,
@@ -364,6 +359,13 @@ async def _probe(ctx: RunContext, check: ProbeCheck) -> tuple[str, Any]:
 
 
 async def _audit(ctx: RunContext, check: AuditCheck) -> tuple[str, Any]:
+    # Loaded here: the order accounting and the correlator's types are for audit checks only.
+    from test_coordinator.engine.audit_check import (
+        AuditCheckFailed,
+        AuditNothingToJudge,
+        judge_audit,
+    )
+
     try:
         return await judge_audit(ctx, check)
     except AuditNothingToJudge as exc:

@@ -11,14 +11,16 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from test_coordinator.ports.audit import AuditSink, Correlation
 from test_coordinator.ports.storage import RunStore
 from test_coordinator.scenario.probes import ProbeSpec
 from test_coordinator.scenario.steps import LoadSpec
 from test_coordinator.targets.port import RunScope, TargetSpec
 from test_coordinator.targets.router import RunTargets
+
+if TYPE_CHECKING:  # loaded when a scenario has audit: (a run without it never needs them)
+    from test_coordinator.ports.audit import AuditSink, Correlation
 
 
 class ProbeOutcome(Protocol):

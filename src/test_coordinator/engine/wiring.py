@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from test_coordinator.engine.errors import InfrastructureError
 from test_coordinator.engine.ports import (
@@ -21,7 +21,6 @@ from test_coordinator.engine.ports import (
     Probe,
 )
 from test_coordinator.guard.launcher import ProcessGuard
-from test_coordinator.ports.audit import AuditSink, Correlation
 from test_coordinator.ports.storage import RunStore
 from test_coordinator.runtime.http_wire import HttpWireClient, HttpWireError
 from test_coordinator.runtime.load import (
@@ -36,6 +35,9 @@ from test_coordinator.runtime.probes import CommandProbe, GrpcHealthProbe, HttpP
 from test_coordinator.scenario.probes import ProbeSpec
 from test_coordinator.scenario.steps import LoadSpec
 from test_coordinator.targets.wiring import build_targets
+
+if TYPE_CHECKING:  # loaded when a scenario has audit: (with the correlator's client)
+    from test_coordinator.ports.audit import AuditSink, Correlation
 
 
 class RuntimeProbes:

@@ -2,7 +2,8 @@
 
 Registered on the root app by :func:`register_scenario_commands`. Module import
 costs nothing beyond Typer: each command imports what it needs when it runs, so
-``--help`` and ``validate`` answer quickly.
+``--help`` and ``validate`` answer quickly. A plain ``run`` or ``validate`` does not
+come here at all (:mod:`test_coordinator.entrypoints.quick_cli`): keep the two in step.
 
 Exit codes: 0 passed, 1 a check failed or the system deviated (or did not
 reach its steady state), 2 an invalid scenario or usage, 3 an infrastructure
@@ -77,14 +78,9 @@ def run(
     ] = Path("reports"),
 ) -> None:
     """Run scenarios: live progress, a summary table, reports in REPORTS_DIR/<run-id>/."""
-    import asyncio
+    from test_coordinator.entrypoints.quick_cli import run_scenarios
 
-    from test_coordinator.entrypoints.scenario_session import run_files
-
-    overrides = parse_vars(var)
-    with _no_traceback():
-        code = asyncio.run(run_files(paths, overrides, seed, reports_dir))
-    raise typer.Exit(code)
+    raise typer.Exit(run_scenarios(paths, parse_vars(var), seed, reports_dir))
 
 
 def demo(

@@ -1,4 +1,4 @@
-"""validate and plan: text only, no Rich, no storage, so they start fast."""
+"""validate and plan: text only, no Rich, no storage, no Typer, so they start fast."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-import typer
-
+from test_coordinator.entrypoints.echo import echo
 from test_coordinator.scenario.loader import load_scenario, scenario_files
 from test_coordinator.scenario.problems import ScenarioInvalid, escape
 
@@ -18,7 +17,7 @@ EXIT_INVALID = 2
 def validate_files(paths: list[Path], overrides: Mapping[str, str]) -> int:
     files = scenario_files(paths)
     if not files:
-        typer.echo("no scenario files found (*.yaml, *.yml, *.json)", err=True)
+        echo("no scenario files found (*.yaml, *.yml, *.json)", err=True)
         return EXIT_INVALID
     invalid = 0
     declared: set[str] = set()
@@ -29,13 +28,13 @@ def validate_files(paths: list[Path], overrides: Mapping[str, str]) -> int:
         except ScenarioInvalid as exc:
             invalid += 1
             for problem in exc.problems:
-                typer.echo(str(problem))
-            typer.echo(f"{shown}: {_count(len(exc.problems), 'problem')}")
+                echo(str(problem))
+            echo(f"{shown}: {_count(len(exc.problems), 'problem')}")
             continue
         except Exception as exc:  # a bug, not the file's fault: say so and check the next file
             invalid += 1
-            typer.echo(f"{shown}:1:1: internal error, please report it: {escape(repr(exc))}")
-            typer.echo(f"{shown}: 1 problem")
+            echo(f"{shown}:1:1: internal error, please report it: {escape(repr(exc))}")
+            echo(f"{shown}: 1 problem")
             continue
         declared |= loaded.declared_vars
         model = loaded.model
@@ -44,7 +43,7 @@ def validate_files(paths: list[Path], overrides: Mapping[str, str]) -> int:
             _count(len(model.steps), "step"),
             _count(len(model.checks), "check"),
         )
-        typer.echo(f"{shown}: ok ({', '.join(counts)})")
+        echo(f"{shown}: ok ({', '.join(counts)})")
     if not unknown_overrides_ok(overrides, declared, all_valid=invalid == 0):
         return EXIT_INVALID
     return EXIT_INVALID if invalid else EXIT_OK
@@ -63,7 +62,7 @@ def unknown_overrides_ok(
         close = difflib.get_close_matches(name, sorted(declared), n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         allowed = ", ".join(sorted(declared)) or "none declared"
-        typer.echo(f"--var {name}: no scenario declares it{hint} allowed: {allowed}", err=True)
+        echo(f"--var {name}: no scenario declares it{hint} allowed: {allowed}", err=True)
     return not unknown
 
 
@@ -74,7 +73,7 @@ def plan_file(path: Path, overrides: Mapping[str, str], seed: int | None) -> int
         loaded = load_scenario(path, overrides=overrides)
     except ScenarioInvalid as exc:
         for problem in exc.problems:
-            typer.echo(str(problem), err=True)
+            echo(str(problem), err=True)
         return EXIT_INVALID
     if not unknown_overrides_ok(overrides, set(loaded.declared_vars), all_valid=True):
         return EXIT_INVALID

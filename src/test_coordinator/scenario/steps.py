@@ -211,7 +211,9 @@ else:
     ]
 """One step; which model is chosen by its action key (tags are ``step:<kind>``)."""
 
-ParallelStep.model_rebuild()
+# ParallelStep's ``Step`` (defined above it) is resolved from this module when its
+# validator is first built (the scenario models are built on first use, see Strict):
+# no model_rebuild() here, which would build every step model at import.
 
 
 def targets_of(step: StepBase) -> Targets | None:

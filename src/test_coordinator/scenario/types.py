@@ -30,9 +30,26 @@ VAR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
 class Strict(BaseModel):
-    """Every scenario model: unknown keys are errors and values never change."""
+    """Every scenario model: unknown keys are errors and values never change.
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+    Validators are built on first use (``defer_build``), not when the class is defined:
+    validating a :class:`~test_coordinator.scenario.model.Scenario` builds the whole
+    format at once, which costs a command's start-up less than building each of the
+    sixty-odd models on its own first.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False, defer_build=True)
+
+
+def build_every_model() -> None:
+    """Build every scenario model's validator now, not on first use: for a process that
+    validates from several threads (``serve``), where two first uses must not race."""
+    pending: list[type[Strict]] = [Strict]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if cls is not Strict:
+            cls.model_rebuild()
 
 
 def _to_text(value: Any) -> Any:

@@ -12,6 +12,7 @@ from test_coordinator.ports.leases import Leases
 from test_coordinator.ports.metrics import Metrics
 from test_coordinator.ports.storage import RunStore
 from test_coordinator.scenario.discovery import DiscoveredValues
+from test_coordinator.scenario.types import build_every_model
 from test_coordinator.service.runs.events import RunEvents
 from test_coordinator.service.runs.library import DOCUMENT_LABEL, ScenarioLibrary
 from test_coordinator.service.runs.manager import RunManager
@@ -43,6 +44,7 @@ def build_run_manager(
 
         return await discover_for(source, settings, label=DOCUMENT_LABEL, redis=redis)
 
+    build_every_model()  # validation runs in threads: no model is built on first use there
     return RunManager(
         store=store,
         deps=deps,
