@@ -310,6 +310,38 @@ async def test_sync_logs_writes_stdout_and_stderr_apart(scope: RunScope, run_id:
     assert run_containers(run_id) == []
 
 
+async def test_an_existing_containers_logs_are_its_lines_since_the_run_and_copied_at_close(
+    tmp_path: Path, run_id: str, sdk: Any
+) -> None:
+    """Not the whole history of a container that outlives runs, and in the report even
+    without a log check (close copies them)."""
+    name = f"tc-test-{run_id}-talker"
+    loop = "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.2; done"
+    container = sdk.containers.create(
+        BUSYBOX, command=["sh", "-c", loop], name=name, labels={TEST_LABEL: run_id}, init=True
+    )
+    container.start()
+    # The run "starts" 2.5 s after the container: its first lines are not the run's.
+    scope = RunScope(run_id, tmp_path / "logs", started_at_ms=int(time.time() * 1000) + 2500)
+    backend = DockerBackend(docker_specs(talker=docker_run(container=name)), scope)
+    out_path, _ = backend.log_paths("talker")
+    try:
+        assert await backend.start("talker")  # it runs already: nothing to do
+
+        async def logged_since_the_run() -> bool:
+            await backend.sync_logs("talker")
+            return out_path.read_text() != ""
+
+        await eventually(logged_since_the_run, "lines after the run's start", deadline_s=15)
+        lines = out_path.read_text().splitlines()
+        assert "line 0" not in lines and lines[0].startswith("line "), lines
+        out_path.unlink()
+    finally:
+        await backend.close()
+    assert out_path.read_text().startswith("line "), "close copies the existing one's logs"
+    assert sdk.api.inspect_container(name)["State"]["Running"], "left in place"
+
+
 async def test_stop_with_a_chosen_signal(scope: RunScope, run_id: str, sdk: Any) -> None:
     """``stop`` with SIGINT reaches the container's process (exit 7 on INT), not SIGTERM."""
     script = "trap 'exit 7' INT; trap '' TERM; echo ready; while :; do sleep 0.1; done"

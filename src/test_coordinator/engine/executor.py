@@ -241,7 +241,8 @@ class _Run:
     def _context(self) -> RunContext:
         log_dir = self.options.run_dir / "logs"
         targets = self.deps.targets_factory(
-            target_specs(self.model), RunScope(self.options.run_id, log_dir)
+            target_specs(self.model),
+            RunScope(self.options.run_id, log_dir, started_at_ms=self.started_epoch_ms),
         )
         checker = ConditionChecker(self.model.services, self.deps.probes, self.deps.clock)
         recoveries = RecoveryTracker(targets, self.journal, self.deps.poll_interval_s)

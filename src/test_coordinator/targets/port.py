@@ -56,12 +56,14 @@ class TargetSpec:
 
 @dataclass(frozen=True, slots=True)
 class RunScope:
-    """What a backend knows of the run it serves: its id (marks everything it creates)
-    and where service logs go."""
+    """What a backend knows of the run it serves: its id (marks everything it creates),
+    where service logs go, and when it started (epoch ms; None when not known, as in a
+    recovery): the logs of a service that outlives runs are kept from there on."""
 
     run_id: str
     log_dir: Path
     extra: Mapping[str, Any] = field(default_factory=dict)
+    started_at_ms: int | None = None
 
 
 class TargetBackend(Protocol):

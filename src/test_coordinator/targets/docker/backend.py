@@ -192,17 +192,25 @@ class DockerBackend:
     async def remove(self, name: str) -> str:
         """Remove every container of this run and service, verified gone (by label)."""
         config = self._config(name)
-        if not config.owned:
-            return f"{name}: container {config.container} left in place"
         with contextlib.suppress(TargetError):  # the logs are a courtesy; removing is a must
             await self.sync_logs(name)
+        if not config.owned:
+            return f"{name}: container {config.container} left in place"
         removed = await self._call(name, "remove", lambda: self._remove(name))
         if not removed:
             return f"{name}: no container to remove"
         return f"{name}: removed container {', '.join(removed)}"
 
     async def close(self) -> None:
-        """Stop following events, remove what the run still has (safety net), close the client."""
+        """Copy the logs of the existing containers the run used (a run's own are copied when
+        removed), stop following events, remove what the run still has (safety net), close
+        the client."""
+        with self._client_lock:
+            used = self._client is not None and not self._closed
+        for name, config in self._configs.items() if used else ():
+            if not config.owned:
+                with contextlib.suppress(TargetError):  # a courtesy for the report
+                    await self.sync_logs(name)
         with self._client_lock:
             if self._closed:
                 return
@@ -286,7 +294,16 @@ class DockerBackend:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.touch()
             return
-        await self._call(name, "read its logs", lambda: self._write_logs(ref, paths))
+        since = self._logs_since(name)
+        await self._call(name, "read its logs", lambda: self._write_logs(ref, paths, since))
+
+    def _logs_since(self, name: str) -> int | None:
+        """From when an existing container's logs are copied: the run's start (whole
+        seconds, a second early), not its whole history; a run's own container, whole."""
+        started_ms = self._scope.started_at_ms
+        if self._config(name).owned or started_ms is None:
+            return None
+        return max(0, started_ms // 1000 - 1)
 
     def owns(self, name: str) -> bool:
         return self._config(name).owned
@@ -451,7 +468,7 @@ class DockerBackend:
         except Exception as exc:
             raise translate(exc, f"run {self._scope.run_id}", "remove its containers") from exc
 
-    def _write_logs(self, ref: str, paths: list[Path]) -> None:
+    def _write_logs(self, ref: str, paths: list[Path], since: int | None) -> None:
         from docker.errors import NotFound
 
         api = self._api()
@@ -459,7 +476,9 @@ class DockerBackend:
             path.parent.mkdir(parents=True, exist_ok=True)
             partial = path.with_name(path.name + ".partial")
             try:
-                chunks = api.logs(ref, stdout=stdout, stderr=not stdout, stream=True, follow=False)
+                chunks = api.logs(
+                    ref, stdout=stdout, stderr=not stdout, stream=True, follow=False, since=since
+                )
             except NotFound:
                 return  # gone: keep what was written before
             try:
