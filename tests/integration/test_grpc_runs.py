@@ -199,6 +199,16 @@ async def test_a_run_started_watched_got_listed_and_not_cancelled_once_ended(
     assert got.status is RunStatus.PASSED and got.finished
     assert got.ended_at_ms is not None and got.ended_at_ms >= got.started_at_ms
     assert got.submitted_at_ms is not None and got.queue_position is None
+    # What it did, from its journal, as the REST API's run detail shows it.
+    assert got.detail is not None and got.detail.setup is not None
+    assert "passed" == got.detail.setup.status
+    assert [s.kind for s in got.detail.steps] and all(
+        "passed" == s.status and s.ended_at_ms >= s.started_at_ms for s in got.detail.steps
+    )
+    [recovery] = got.detail.recoveries
+    assert recovery.recovery_ms is not None and recovery.recovery_ms > 0
+    assert got.detail.undos and all("done" == u.status for u in got.detail.undos)
+    assert (await client.list_runs()).runs[0].detail is None  # GetRun only
 
     # watching an ended run: its stored journal after after_seq, then the end
     again = await watch(client, run.run_id, after_seq=seqs[-2])

@@ -1,6 +1,7 @@
 """Clients of the coordinator's APIs: :class:`CoordinatorClient` for the gRPC runs API."""
 
 from test_coordinator.client.grpc_client import (
+    CheckResult,
     CoordinatorClient,
     CoordinatorError,
     FailedPrecondition,
@@ -8,19 +9,24 @@ from test_coordinator.client.grpc_client import (
     NotFound,
     PermissionDenied,
     Problem,
+    Recovery,
     ResourceExhausted,
     Run,
+    RunDetail,
     RunEvent,
     RunPage,
     RunRejected,
     Scenario,
+    StepResult,
     Unauthenticated,
     Unavailable,
+    UndoResult,
     Validation,
 )
 from test_coordinator.ports.storage import RunStatus
 
 __all__ = [
+    "CheckResult",
     "CoordinatorClient",
     "CoordinatorError",
     "FailedPrecondition",
@@ -28,14 +34,18 @@ __all__ = [
     "NotFound",
     "PermissionDenied",
     "Problem",
+    "Recovery",
     "ResourceExhausted",
     "Run",
+    "RunDetail",
     "RunEvent",
     "RunPage",
     "RunRejected",
     "RunStatus",
     "Scenario",
+    "StepResult",
     "Unauthenticated",
     "Unavailable",
+    "UndoResult",
     "Validation",
 ]

@@ -45,6 +45,66 @@ _FINISHED = frozenset(
 
 
 @dataclass(frozen=True, slots=True)
+class StepResult:
+    """A step of an ended run (setup, steady state, steps); times in ms from its start."""
+
+    step_id: str
+    name: str
+    kind: str
+    status: str
+    started_at_ms: float
+    ended_at_ms: float
+    detail: str
+    targets: tuple[str, ...] = ()
+    value: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    index: int
+    name: str
+    kind: str
+    status: str
+    detail: str
+    value: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """How long a faulted service took to answer healthy again, from the injection and
+    from the undo that restored it (ms; None: it did not recover, or nothing restored it)."""
+
+    service: str
+    fault: str
+    step_id: str
+    step_name: str
+    recovery_ms: float | None
+    recovery_from_restore_ms: float | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class UndoResult:
+    undo_id: str
+    service: str
+    action: str
+    status: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunDetail:
+    """What an ended run did, from its journal."""
+
+    setup: StepResult | None
+    steady_state: tuple[StepResult, ...]
+    steps: tuple[StepResult, ...]
+    checks: tuple[CheckResult, ...]
+    recoveries: tuple[Recovery, ...]
+    undos: tuple[UndoResult, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Run:
     """A run as the service shows it; times are ms since the Unix epoch."""
 
@@ -62,6 +122,8 @@ class Run:
     queue_position: int | None = None
     waiting_for: str = ""
     cancel_requested: bool = False
+    detail: RunDetail | None = None
+    """What it did, once it ended (get_run only)."""
 
     @property
     def finished(self) -> bool:
@@ -420,6 +482,60 @@ def _run(message: pb.Run) -> Run:
         queue_position=optional("queue_position"),
         waiting_for=message.waiting_for,
         cancel_requested=message.cancel_requested,
+        detail=_detail(message.detail) if message.HasField("detail") else None,
+    )
+
+
+def _value(text: str) -> Any:
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:  # cut to its limit by the service
+        return text
+
+
+def _step(message: pb.StepResult) -> StepResult:
+    return StepResult(
+        step_id=message.step_id,
+        name=message.name,
+        kind=message.kind,
+        status=message.status,
+        started_at_ms=message.started_at_ms,
+        ended_at_ms=message.ended_at_ms,
+        detail=message.detail,
+        targets=tuple(message.targets),
+        value=_value(message.value_json),
+    )
+
+
+def _detail(message: pb.RunDetail) -> RunDetail:
+    def ms(recovery: pb.Recovery, name: str) -> float | None:
+        return float(getattr(recovery, name)) if recovery.HasField(name) else None
+
+    return RunDetail(
+        setup=_step(message.setup) if message.HasField("setup") else None,
+        steady_state=tuple(_step(s) for s in message.steady_state),
+        steps=tuple(_step(s) for s in message.steps),
+        checks=tuple(
+            CheckResult(c.index, c.name, c.kind, c.status, c.detail, _value(c.value_json))
+            for c in message.checks
+        ),
+        recoveries=tuple(
+            Recovery(
+                service=r.service,
+                fault=r.fault,
+                step_id=r.step_id,
+                step_name=r.step_name,
+                recovery_ms=ms(r, "recovery_ms"),
+                recovery_from_restore_ms=ms(r, "recovery_from_restore_ms"),
+                detail=r.detail,
+            )
+            for r in message.recoveries
+        ),
+        undos=tuple(
+            UndoResult(u.undo_id, u.service, u.action, u.status, u.detail) for u in message.undos
+        ),
     )
 
 

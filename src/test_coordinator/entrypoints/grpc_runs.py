@@ -30,6 +30,7 @@ from typing import Any, NoReturn
 
 import grpc
 
+from test_coordinator.entrypoints.grpc_run_detail import detail_message
 from test_coordinator.entrypoints.http.auth import token_matches
 from test_coordinator.grpc_api.v1 import PROBLEMS_METADATA_KEY
 from test_coordinator.grpc_api.v1 import test_coordinator_pb2 as pb
@@ -44,6 +45,7 @@ from test_coordinator.service.runs.requests import (
     ScenarioRejected,
     UnknownScenario,
 )
+from test_coordinator.service.runs.run_files import journal_detail, run_file
 
 SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["TestCoordinator"].full_name
 """``test_coordinator.v1.TestCoordinator``: for reflection and health."""
@@ -144,7 +146,13 @@ class TestCoordinatorServicer(pb_grpc.TestCoordinatorServicer):
             view = await self._manager.get(run_id)
         except RunRefused as exc:
             await _refuse(context, exc)
-        return run_message(view)
+        run = run_message(view)
+        journal = run_file(view.record.summary, "journal.json")
+        if journal is not None:
+            parts = await asyncio.to_thread(journal_detail, journal)
+            if parts:
+                run.detail.CopyFrom(detail_message(parts))
+        return run
 
     async def ListRuns(
         self, request: pb.ListRunsRequest, context: grpc.aio.ServicerContext

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
@@ -40,6 +39,7 @@ from test_coordinator.service.runs.requests import (
     RunRequest,
     UnknownScenario,
 )
+from test_coordinator.service.runs.run_files import journal_detail, run_file
 
 KEEP_ALIVE_S = 15.0
 MAX_PAGE = 500
@@ -185,9 +185,9 @@ async def get_run(run_id: RunId, manager: Manager) -> Response:
     except RunRefused as exc:
         return _refused(exc)
     detail = RunDetail(**RunOut.of(view).model_dump())
-    journal = _run_file(view.record.summary, "journal.json")
+    journal = run_file(view.record.summary, "journal.json")
     if journal is not None:
-        parts = await asyncio.to_thread(_journal_parts, journal)
+        parts = await asyncio.to_thread(journal_detail, journal)
         detail = detail.model_copy(update=parts)
     return AsciiJSONResponse(detail.model_dump(mode="json"))
 
@@ -434,32 +434,10 @@ async def _report_file(manager: RunManager, run_id: str, name: str) -> Response:
         view = await manager.get(run_id)
     except RunRefused as exc:
         return _refused(exc)
-    path = _run_file(view.record.summary, name)
+    path = run_file(view.record.summary, name)
     if path is None:
         return AsciiJSONResponse(
             {"detail": f"run {run_id} has no {name} (yet: {view.record.status.value})"},
             status_code=404,
         )
     return FileResponse(path, media_type=REPORT_FILES[name])
-
-
-def _run_file(summary: Any, name: str) -> FilePath | None:
-    run_dir = summary.get("run_dir") if hasattr(summary, "get") else None
-    if not isinstance(run_dir, str) or not run_dir:
-        return None
-    path = FilePath(run_dir) / name
-    return path if path.is_file() else None
-
-
-def _journal_parts(path: FilePath) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    parts: dict[str, Any] = {}
-    for key in ("steady_state", "steps", "checks", "recoveries", "undos"):
-        if isinstance(data.get(key), list):
-            parts[key] = [item for item in data[key] if isinstance(item, dict)]
-    if isinstance(data.get("setup"), dict):
-        parts["setup"] = data["setup"]
-    return parts

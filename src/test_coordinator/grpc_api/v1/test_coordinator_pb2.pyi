@@ -58,7 +58,7 @@ class CancelRunRequest(_message.Message):
     def __init__(self, run_id: _Optional[str] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("run_id", "scenario", "status", "submitted_at_ms", "started_at_ms", "ended_at_ms", "outcome", "reason", "seed", "source", "vars", "queue_position", "waiting_for", "cancel_requested")
+    __slots__ = ("run_id", "scenario", "status", "submitted_at_ms", "started_at_ms", "ended_at_ms", "outcome", "reason", "seed", "source", "vars", "queue_position", "waiting_for", "cancel_requested", "detail")
     class VarsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +80,7 @@ class Run(_message.Message):
     QUEUE_POSITION_FIELD_NUMBER: _ClassVar[int]
     WAITING_FOR_FIELD_NUMBER: _ClassVar[int]
     CANCEL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     scenario: str
     status: RunStatus
@@ -94,7 +95,104 @@ class Run(_message.Message):
     queue_position: int
     waiting_for: str
     cancel_requested: bool
-    def __init__(self, run_id: _Optional[str] = ..., scenario: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., submitted_at_ms: _Optional[int] = ..., started_at_ms: _Optional[int] = ..., ended_at_ms: _Optional[int] = ..., outcome: _Optional[str] = ..., reason: _Optional[str] = ..., seed: _Optional[int] = ..., source: _Optional[str] = ..., vars: _Optional[_Mapping[str, str]] = ..., queue_position: _Optional[int] = ..., waiting_for: _Optional[str] = ..., cancel_requested: _Optional[bool] = ...) -> None: ...
+    detail: RunDetail
+    def __init__(self, run_id: _Optional[str] = ..., scenario: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., submitted_at_ms: _Optional[int] = ..., started_at_ms: _Optional[int] = ..., ended_at_ms: _Optional[int] = ..., outcome: _Optional[str] = ..., reason: _Optional[str] = ..., seed: _Optional[int] = ..., source: _Optional[str] = ..., vars: _Optional[_Mapping[str, str]] = ..., queue_position: _Optional[int] = ..., waiting_for: _Optional[str] = ..., cancel_requested: _Optional[bool] = ..., detail: _Optional[_Union[RunDetail, _Mapping]] = ...) -> None: ...
+
+class RunDetail(_message.Message):
+    __slots__ = ("setup", "steady_state", "steps", "checks", "recoveries", "undos")
+    SETUP_FIELD_NUMBER: _ClassVar[int]
+    STEADY_STATE_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    CHECKS_FIELD_NUMBER: _ClassVar[int]
+    RECOVERIES_FIELD_NUMBER: _ClassVar[int]
+    UNDOS_FIELD_NUMBER: _ClassVar[int]
+    setup: StepResult
+    steady_state: _containers.RepeatedCompositeFieldContainer[StepResult]
+    steps: _containers.RepeatedCompositeFieldContainer[StepResult]
+    checks: _containers.RepeatedCompositeFieldContainer[CheckResult]
+    recoveries: _containers.RepeatedCompositeFieldContainer[Recovery]
+    undos: _containers.RepeatedCompositeFieldContainer[UndoResult]
+    def __init__(self, setup: _Optional[_Union[StepResult, _Mapping]] = ..., steady_state: _Optional[_Iterable[_Union[StepResult, _Mapping]]] = ..., steps: _Optional[_Iterable[_Union[StepResult, _Mapping]]] = ..., checks: _Optional[_Iterable[_Union[CheckResult, _Mapping]]] = ..., recoveries: _Optional[_Iterable[_Union[Recovery, _Mapping]]] = ..., undos: _Optional[_Iterable[_Union[UndoResult, _Mapping]]] = ...) -> None: ...
+
+class StepResult(_message.Message):
+    __slots__ = ("step_id", "name", "kind", "status", "started_at_ms", "ended_at_ms", "detail", "targets", "value_json")
+    STEP_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    ENDED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    TARGETS_FIELD_NUMBER: _ClassVar[int]
+    VALUE_JSON_FIELD_NUMBER: _ClassVar[int]
+    step_id: str
+    name: str
+    kind: str
+    status: str
+    started_at_ms: float
+    ended_at_ms: float
+    detail: str
+    targets: _containers.RepeatedScalarFieldContainer[str]
+    value_json: str
+    def __init__(self, step_id: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[str] = ..., status: _Optional[str] = ..., started_at_ms: _Optional[float] = ..., ended_at_ms: _Optional[float] = ..., detail: _Optional[str] = ..., targets: _Optional[_Iterable[str]] = ..., value_json: _Optional[str] = ...) -> None: ...
+
+class CheckResult(_message.Message):
+    __slots__ = ("index", "name", "kind", "status", "detail", "value_json")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    VALUE_JSON_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    name: str
+    kind: str
+    status: str
+    detail: str
+    value_json: str
+    def __init__(self, index: _Optional[int] = ..., name: _Optional[str] = ..., kind: _Optional[str] = ..., status: _Optional[str] = ..., detail: _Optional[str] = ..., value_json: _Optional[str] = ...) -> None: ...
+
+class Recovery(_message.Message):
+    __slots__ = ("service", "step_id", "step_name", "fault", "injected_at_ms", "recovered_at_ms", "detail", "restore", "restored_at_ms", "restored_by", "recovery_ms", "recovery_from_restore_ms")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    STEP_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_NAME_FIELD_NUMBER: _ClassVar[int]
+    FAULT_FIELD_NUMBER: _ClassVar[int]
+    INJECTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    RECOVERED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    RESTORE_FIELD_NUMBER: _ClassVar[int]
+    RESTORED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    RESTORED_BY_FIELD_NUMBER: _ClassVar[int]
+    RECOVERY_MS_FIELD_NUMBER: _ClassVar[int]
+    RECOVERY_FROM_RESTORE_MS_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    step_id: str
+    step_name: str
+    fault: str
+    injected_at_ms: float
+    recovered_at_ms: float
+    detail: str
+    restore: str
+    restored_at_ms: float
+    restored_by: str
+    recovery_ms: float
+    recovery_from_restore_ms: float
+    def __init__(self, service: _Optional[str] = ..., step_id: _Optional[str] = ..., step_name: _Optional[str] = ..., fault: _Optional[str] = ..., injected_at_ms: _Optional[float] = ..., recovered_at_ms: _Optional[float] = ..., detail: _Optional[str] = ..., restore: _Optional[str] = ..., restored_at_ms: _Optional[float] = ..., restored_by: _Optional[str] = ..., recovery_ms: _Optional[float] = ..., recovery_from_restore_ms: _Optional[float] = ...) -> None: ...
+
+class UndoResult(_message.Message):
+    __slots__ = ("undo_id", "service", "action", "status", "detail")
+    UNDO_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    undo_id: str
+    service: str
+    action: str
+    status: str
+    detail: str
+    def __init__(self, undo_id: _Optional[str] = ..., service: _Optional[str] = ..., action: _Optional[str] = ..., status: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class ListRunsRequest(_message.Message):
     __slots__ = ("scenario", "statuses", "started_from_ms", "started_to_ms", "limit", "cursor")
