@@ -87,6 +87,9 @@ class StandInEngine:
         self.most = 0
         self.order: list[str] = []
         self.loaded: dict[str, LoadedScenario] = {}
+        self.undo: dict[str, asyncio.Event] = {}
+        """Runs whose undo at the end waits for this event."""
+        self.undoing: set[str] = set()
 
     async def __call__(
         self,
@@ -112,6 +115,11 @@ class StandInEngine:
         except asyncio.CancelledError:
             outcome = Outcome.INTERRUPTED
         finally:
+            undone = self.undo.get(options.run_id)
+            if undone is not None:  # as the engine: its undo at the end, never cut short
+                control.end()
+                self.undoing.add(options.run_id)
+                await undone.wait()
             self.running.discard(options.run_id)
         journal.record("run.finished", outcome=outcome.value)
         await journal.flush(deps.store)
@@ -253,6 +261,25 @@ async def test_cancel_drops_a_queued_run_and_interrupts_a_running_one(
     with pytest.raises(RunAlreadyEnded, match="already ended \\(cancelled\\)"):
         await manager.cancel(running[0])
     assert queued not in engine.order and len(engine.order) == 2
+
+
+async def test_cancel_of_a_run_already_undoing_at_its_end_is_refused_and_changes_nothing(
+    parts: tuple[RunManager, StandInEngine, InMemoryRunStore],
+) -> None:
+    manager, engine, store = parts
+    run_id = (await manager.submit(RunRequest(scenario="one"))).record.run_id
+    await eventually(lambda: run_id in engine.running, timeout_s=5, what="running")
+    undone = engine.undo[run_id] = asyncio.Event()
+    engine.finish(run_id)
+    await eventually(lambda: run_id in engine.undoing, timeout_s=5, what="undoing")
+
+    with pytest.raises(RunAlreadyEnded, match="already ending: its undo is running"):
+        await manager.cancel(run_id)
+    assert not (await manager.get(run_id)).cancel_requested
+    undone.set()
+    await asyncio.wait_for(manager.wait(run_id), 5)
+
+    assert RunStatus.PASSED == await status_of(store, run_id)
 
 
 async def test_a_follower_gets_every_event_once_live_then_from_the_store(

@@ -54,6 +54,8 @@ class RunControl:
         """The status to store for the interrupted run (default: the engine's, aborted)."""
         self.abandoned = False
         """The caller gave up waiting (a service stopping): the run's guard finishes it."""
+        self.ending = False
+        """The run is undoing at its end: its verdict is made, an interruption is too late."""
 
     @property
     def interrupted(self) -> bool:
@@ -64,10 +66,14 @@ class RunControl:
         if task is not None and self.reason is not None:
             task.cancel()
 
+    def end(self) -> None:
+        """The run has reached its undo: from here an interruption changes nothing."""
+        self.ending = True
+
     def interrupt(self, reason: str, status: RunStatus | None = None) -> bool:
         """Ask the run to stop, stored as ``status`` once undone; False if it was already
-        asked (it is undoing)."""
-        if self.reason is not None:
+        asked, or it is undoing at its end anyway (its cleanup is never cut short)."""
+        if self.reason is not None or self.ending:
             return False
         self.reason = reason
         self.status = status

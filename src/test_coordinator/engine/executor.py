@@ -194,6 +194,8 @@ class _Run:
                 log.exception("run %s: internal error", self.options.run_id)
                 self._end(Outcome.ERROR, f"internal error: {exc!r}")
         finally:
+            if self.control is not None:
+                self.control.end()
             cancelled_again = await run_to_completion(
                 self._cleanup(ctx), self.options.undo_timeout_s
             )

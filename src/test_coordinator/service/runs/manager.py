@@ -271,13 +271,19 @@ class RunManager:
         return self._view(record)
 
     async def cancel(self, run_id: str) -> RunView:
-        """Drop a queued run, or interrupt a running one (its undo runs); 409 once it ended."""
+        """Drop a queued run, or interrupt a running one (its undo runs); 409 once it ended
+        or reached its undo (its verdict is made)."""
         queued = self._queued.get(run_id)
         if queued is not None:
             await self._drop_queued(queued, CANCELLED_BY_USER, RunStatus.CANCELLED)
             return await self.get(run_id)
         running = self._running.get(run_id)
         if running is not None:
+            if running.cancel_reason is None and running.control.ending:
+                raise RunAlreadyEnded(
+                    f"run {run_id} is already ending: its undo is running and its verdict "
+                    "stands"
+                )
             if running.cancel_reason is None:
                 running.cancel_reason = CANCELLED_BY_USER
                 running.control.interrupt(CANCELLED_BY_USER, RunStatus.CANCELLED)
