@@ -281,8 +281,7 @@ class RunManager:
         if running is not None:
             if running.cancel_reason is None and running.control.ending:
                 raise RunAlreadyEnded(
-                    f"run {run_id} is already ending: its undo is running and its verdict "
-                    "stands"
+                    f"run {run_id} is already ending: its undo is running and its verdict stands"
                 )
             if running.cancel_reason is None:
                 running.cancel_reason = CANCELLED_BY_USER
