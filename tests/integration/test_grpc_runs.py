@@ -380,3 +380,33 @@ async def test_a_queued_run_is_dropped_by_a_cancel(client: CoordinatorClient) ->
     for run in holding:
         await client.cancel_run(run.run_id)
         assert (await watch(client, run.run_id))[-1].final_status is RunStatus.CANCELLED
+
+
+@pytest.mark.parametrize("method", ["GetRun", "WatchRun", "StartRun"])
+async def test_bytes_that_are_not_the_request_message_are_an_invalid_argument(
+    served: Served, method: str
+) -> None:
+    """Not UNKNOWN with a traceback in the log: the caller is told what was expected, and
+    only once its token is right."""
+    garbage = b"\xff\xff\xff\x0f not a protobuf message"
+    path = f"/{served.service_name}/{method}"
+    async with grpc.aio.insecure_channel(served.target) as channel:
+        if method == "WatchRun":
+            call: Any = channel.unary_stream(path)(garbage, metadata=(), timeout=DEADLINE_S)
+            refused = call.read()
+        else:
+            refused = channel.unary_unary(path)(garbage, timeout=DEADLINE_S)
+        with pytest.raises(grpc.aio.AioRpcError) as anonymous:
+            await refused
+        assert grpc.StatusCode.UNAUTHENTICATED == anonymous.value.code()
+
+        bearer = (("authorization", f"Bearer {TOKEN}"),)
+        if method == "WatchRun":
+            call = channel.unary_stream(path)(garbage, metadata=bearer, timeout=DEADLINE_S)
+            refused = call.read()
+        else:
+            refused = channel.unary_unary(path)(garbage, metadata=bearer, timeout=DEADLINE_S)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await refused
+    assert grpc.StatusCode.INVALID_ARGUMENT == caught.value.code()
+    assert f"not a valid test_coordinator.v1.{method}Request message" in str(caught.value.details())

@@ -30,6 +30,7 @@ from typing import Any, NoReturn
 
 import grpc
 
+from test_coordinator.entrypoints.grpc_lenient import add_lenient_service
 from test_coordinator.entrypoints.grpc_run_detail import detail_message
 from test_coordinator.entrypoints.http.auth import token_matches
 from test_coordinator.grpc_api.v1 import PROBLEMS_METADATA_KEY
@@ -98,7 +99,8 @@ def add_runs_service(
     if token is not None and not token.strip():
         raise ValueError("the runs service's token is blank: give a token, or None")
     servicer = TestCoordinatorServicer(manager, token, max_document_bytes=max_document_bytes)
-    pb_grpc.add_TestCoordinatorServicer_to_server(servicer, server)
+    descriptor = pb.DESCRIPTOR.services_by_name["TestCoordinator"]
+    add_lenient_service(server, descriptor, pb, servicer, servicer._authorize)
     return SERVICE_NAME
 
 
