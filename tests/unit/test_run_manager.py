@@ -4,7 +4,7 @@ head-of-line blocking, cancel, live events, and the outcome stored."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from pathlib import Path
 from typing import cast
 
@@ -18,6 +18,7 @@ from test_coordinator.engine.journal import Journal, Listener, RunClock
 from test_coordinator.engine.ports import EngineDeps
 from test_coordinator.engine.results import Outcome, RunResult
 from test_coordinator.infrastructure.prometheus import PrometheusMetrics
+from test_coordinator.ports.leases import LeaseUnavailable
 from test_coordinator.ports.registry import ServiceRecord
 from test_coordinator.ports.storage import RunRecord, RunStatus
 from test_coordinator.scenario.discovery import DiscoveredValues
@@ -376,3 +377,54 @@ async def test_the_service_may_allow_remote_scenarios_to_run_things(
     view = await manager.submit(RunRequest(document=PROCESS))
 
     assert RunStatus.QUEUED == view.record.status
+
+
+class FlakyLeases(LocalLeases):
+    """Local leases with a time to live, whose renewals fail while ``down`` is set."""
+
+    ttl_ms = 600
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+        self.failed = 0
+        self.renewed = 0
+
+    async def renew(self, keys: Collection[str], holder: str) -> list[str]:
+        if self.down:
+            self.failed += 1
+            raise LeaseUnavailable("redis://leases: connection refused")
+        self.renewed += 1
+        return await super().renew(keys, holder)
+
+
+async def test_a_lease_store_out_of_reach_until_the_leases_may_expire_interrupts_the_run(
+    tmp_path: Path, library: ScenarioLibrary
+) -> None:
+    leases = FlakyLeases()
+    manager, engine, store = make_manager(tmp_path, library, leases=leases)
+    manager.start()
+    try:
+        blip = (await manager.submit(RunRequest(scenario="shared"))).record.run_id
+        await eventually(lambda: blip in engine.running, timeout_s=5, what="running")
+        leases.down = True  # one renewal fails: the leases still hold past the next one
+        await eventually(lambda: leases.failed == 1, timeout_s=5, what="a failed renewal")
+        leases.down = False
+        renewed = leases.renewed
+        await eventually(lambda: leases.renewed > renewed, timeout_s=5, what="a renewal")
+        engine.finish(blip)
+        await asyncio.wait_for(manager.wait(blip), 5)
+        assert RunStatus.PASSED == await status_of(store, blip)
+
+        cut = (await manager.submit(RunRequest(scenario="shared"))).record.run_id
+        await eventually(lambda: cut in engine.running, timeout_s=5, what="running")
+        leases.down = True
+        await asyncio.wait_for(manager.wait(cut), 5)
+    finally:
+        for run_id in list(engine.release):
+            engine.finish(run_id)
+        await manager.close(5.0)
+
+    record = store.runs[cut]
+    assert RunStatus.PASSED != record.status
+    assert "leases could not be renewed for 0.6 s" in record.summary["reason"]

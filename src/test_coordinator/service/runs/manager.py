@@ -468,16 +468,29 @@ class RunManager:
         write_run_reports(result)
 
     async def _renew(self, entry: _Entry) -> None:
-        """Keep the run's leases while it runs; a lease lost interrupts the run."""
+        """Keep the run's leases while it runs. A lease lost interrupts the run, and so does
+        a store of leases that cannot be reached until the leases may have expired: another
+        coordinator could then take the run's targets."""
         holder = f"{self._holder}/{entry.run_id}"
-        interval = max(getattr(self._leases, "ttl_ms", 30_000) / 3000.0, 0.05)
+        ttl_s = getattr(self._leases, "ttl_ms", 30_000) / 1000.0
+        interval = max(ttl_s / 3.0, 0.05)
+        held_until = time.monotonic() + ttl_s
         while True:
             await asyncio.sleep(interval)
             try:
                 lost = await self._leases.renew(entry.keys, holder)
             except LeaseUnavailable as exc:
                 log.warning("run %s: leases not renewed: %s", entry.run_id, exc)
-                continue
+                if time.monotonic() + interval < held_until:
+                    continue  # still held through the next attempt
+                reason = (
+                    f"its leases could not be renewed for {ttl_s:g} s ({exc}): another "
+                    "coordinator may take its targets"
+                )
+                entry.cancel_reason = entry.cancel_reason or reason
+                entry.control.interrupt(reason)
+                return
+            held_until = time.monotonic() + ttl_s
             if lost:
                 reason = f"lost its lease on {', '.join(lost)}"
                 entry.cancel_reason = entry.cancel_reason or reason
