@@ -313,3 +313,41 @@ async def test_a_taken_port_or_live_socket_exits_1_and_bad_arguments_2(
     assert taken[0] == 1 and f"netfault: cannot listen on 127.0.0.1:{proxy.port}" in taken[1]
     assert in_use[0] == 1 and "is in use by a running proxy" in in_use[1]
     assert bad[0] == 2 and "'nowhere' is not HOST:PORT" in bad[1]
+
+
+async def test_it_raises_its_open_files_limit_to_the_hard_one(short_dir: Path) -> None:
+    """Containers start processes with a soft limit of 1024 open files; the proxy needs two a
+    connection, and its control socket must still be accepted when clients pile up."""
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 1024:
+        pytest.skip(f"the hard limit here is {hard}: nothing to raise")
+
+    def soft_1024() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "test_coordinator.netfault",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        "127.0.0.1:9",
+        "--control",
+        str(short_dir / "limits.sock"),
+        stdout=asyncio.subprocess.PIPE,
+        preexec_fn=soft_1024,
+    )
+    try:
+        assert process.stdout is not None
+        await asyncio.wait_for(process.stdout.readline(), READY_TIMEOUT_S)
+        limits = await asyncio.to_thread(Path(f"/proc/{process.pid}/limits").read_text)
+        [line] = [row for row in limits.splitlines() if row.startswith("Max open files")]
+        soft = int(line.split()[3])
+    finally:
+        await stop(process)
+
+    expected = 1 << 20 if hard == resource.RLIM_INFINITY else min(hard, 1 << 20)
+    assert expected == soft

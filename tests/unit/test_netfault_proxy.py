@@ -501,6 +501,26 @@ async def test_partition_both_ways_stalls_open_and_new_connections_and_heals_wit
     assert stats.connections == 2
 
 
+async def test_clients_that_give_up_during_a_partition_are_freed_not_held_until_it_heals(
+    proxy: NetfaultProxy, upstream: Upstream, connect: Callable[[int], asyncio.Future[Client]]
+) -> None:
+    """A client retrying through a long partition opens connection after connection; each
+    one it closes is let go at once (else the proxy runs out of descriptors)."""
+    proxy.set_fault("cut", Partition())
+    for _ in range(50):
+        gave_up = await connect(proxy.port)
+        gave_up.writer.write(b"GET / HTTP/1.1\r\n\r\n")
+        await gave_up.close()
+    still_waiting = await connect(proxy.port)
+    still_waiting.writer.write(b"new")
+
+    await eventually(lambda: proxy.stats()["connections_held"] == 1, what="only one held")
+    stats = proxy.clear_fault("cut")
+    assert await asyncio.wait_for(still_waiting.reader.readexactly(3), 5.0) == b"new"
+    assert upstream.accepted == 1  # the ones that gave up never reached it
+    assert stats is not None and stats.connections == 51
+
+
 async def test_partition_upstream_only_lets_the_server_still_talk(
     proxy: NetfaultProxy, upstream: Upstream, connect: Callable[[int], asyncio.Future[Client]]
 ) -> None:

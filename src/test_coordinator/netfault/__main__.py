@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +32,21 @@ def fast_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
+def raise_descriptor_limit(cap: int = 1 << 20) -> int:
+    """Raise the soft limit on open files to the hard one (at most ``cap``): every
+    connection through the proxy costs two, and containers start with a soft limit
+    of 1024. The limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = cap if hard == resource.RLIM_INFINITY else min(hard, cap)
+    if wanted > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (OSError, ValueError):
+            return soft
+        return wanted
+    return soft
+
+
 def parse_address(text: str) -> tuple[str, int]:
     """``HOST:PORT`` or ``[IPv6]:PORT`` as (host, port)."""
     host, sep, port = text.rpartition(":")
@@ -50,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--upstream", required=True, type=parse_address, help="HOST:PORT")
     parser.add_argument("--control", required=True, type=Path, help="Unix socket path")
     args = parser.parse_args(argv)
+    raise_descriptor_limit()
     try:
         with asyncio.Runner(loop_factory=fast_loop_factory()) as runner:
             runner.run(serve(args.listen, args.upstream, args.control))

@@ -158,7 +158,14 @@ class ClientSide(_Side):
         self._pipe = self.link.up
 
     def eof_received(self) -> bool:
-        self.link.up.feed_eof()
+        link = self.link
+        if link.upstream is None and self.proxy.holds(link):
+            # It gave up while a partition kept it from the upstream, which never heard of
+            # it: free it now (a client retrying through a long partition would otherwise
+            # pile up connections until the proxy runs out of descriptors).
+            link.close()
+            return False
+        link.up.feed_eof()
         return True
 
     def pause_writing(self) -> None:

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from test_coordinator.netfault.link import Link
 
 QUEUE_LIMIT = 1 << 20
+WITHHELD_LIMIT = 64 * 1024
+"""Bytes read from a source whose flow is withheld (partition) or has no sink yet."""
 """Bytes a delay queue may hold before the source is paused (bounds memory per pipe)."""
 
 _RELEASE_SLACK_S = 50e-6
@@ -248,12 +250,11 @@ class Pipe:
         if source is None or self.eof_in:  # after an end of stream, resuming would read it again
             return
         plan = self.link.proxy.flow_plans[self.index]
-        pause = (
-            self._sink_full
-            or self.sink is None
-            or self._queued_bytes > QUEUE_LIMIT
-            or (plan is not None and bool(plan.withhold))
-        )
+        waiting = self.sink is None or (plan is not None and bool(plan.withhold))
+        # Bytes that cannot leave yet (no upstream yet, a partition) are still read, up to
+        # about a socket buffer's worth: a client that gives up and closes is seen, and its
+        # connection freed, instead of held until the partition heals.
+        pause = self._sink_full or self._queued_bytes > (WITHHELD_LIMIT if waiting else QUEUE_LIMIT)
         if pause != self._reading_paused:
             self._reading_paused = pause
             if pause:

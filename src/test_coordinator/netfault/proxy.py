@@ -193,6 +193,10 @@ class NetfaultProxy:
         link.connect()
         return link
 
+    def holds(self, link: Link) -> bool:
+        """Whether a partition keeps ``link`` from connecting upstream."""
+        return link in self._held
+
     def forget(self, link: Link) -> None:
         self.links.discard(link)
         self._held.discard(link)
