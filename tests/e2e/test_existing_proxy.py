@@ -218,3 +218,46 @@ def test_sigkill_while_faulted_the_guard_heals_the_existing_proxy(cli: Cli, link
             coordinator.wait(timeout=10)
         if coordinator.stdout is not None:
             coordinator.stdout.close()
+
+
+def test_a_fault_set_by_another_run_after_setup_is_not_replaced(cli: Cli, link: Link) -> None:
+    """Two runs of the CLI (no lease between them) both past their setup: the proxy itself
+    refuses the second run's fault while the first run's is set."""
+    import asyncio
+
+    go = cli.workdir / "go"
+    rest = "  - name: hold\n    wait: 1ms"
+    path = scenario(cli, link, "second", rest)
+    text = (
+        Path(path)
+        .read_text()
+        .replace(
+            "steps:\n",
+            f"steps:\n  - name: until the other run faults\n    expect:\n"
+            f"      command: {{argv: [test, -e, {go}]}}\n      within: 30s\n",
+            1,
+        )
+    )
+    Path(path).write_text(text)
+    second = cli.popen("run", path)
+    try:
+        assert second.stdout is not None
+        for line in second.stdout:  # bounded: the run ends within its timeout
+            if "setup passed" in line:
+                break
+        theirs = "20991231-000000-aaaaaa-step1-web-link"  # another run's id first
+        asyncio.run(
+            NetfaultControl(link.control).set(theirs, Latency(ms=DELAY_MS), owner=theirs[:22])
+        )
+        go.touch()
+        output = second.stdout.read()
+        assert 1 == second.wait(timeout=30), output
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.wait(timeout=10)
+        if second.stdout is not None:
+            second.stdout.close()
+
+    assert "faults of another owner are set: 20991231-000000-aaaaaa-step1-web-link" in output
+    assert [theirs] == faults(link), "the other run's fault was replaced or cleared"

@@ -63,6 +63,24 @@ async def test_set_state_clear_through_the_socket(served: tuple[NetfaultProxy, P
     assert proxy.faults == []
 
 
+async def test_a_fault_with_an_owner_is_refused_while_another_owners_is_set(
+    served: tuple[NetfaultProxy, Path],
+) -> None:
+    proxy, path = served
+    control = NetfaultControl(path)
+    await control.set("run-a-step2-link", Latency(ms=20), owner="run-a")
+
+    with pytest.raises(NetfaultRejected, match="faults of another owner are set: run-a-step2"):
+        await control.set("run-b-step2-link", Latency(ms=50), owner="run-b")
+    assert await control.set("run-a-step3-link", Reset(), owner="run-a") is False
+    with pytest.raises(NetfaultRejected, match='"owner" must be a string that starts'):
+        await control.set("step4-link", Reset(), owner="run-a")
+
+    assert [f.fault_id for f in proxy.faults] == ["run-a-step2-link", "run-a-step3-link"]
+    await control.clear_all()
+    assert await control.set("run-b-step2-link", Latency(ms=50), owner="run-b") is False
+
+
 async def test_the_socket_is_for_its_owner_only(served: tuple[NetfaultProxy, Path]) -> None:
     _, path = served
     assert path.stat().st_mode & 0o777 == 0o600

@@ -68,7 +68,9 @@ async def set_network_fault(
     if ctx.loaded.model.services[service].proxy is None:
         raise StepFailed(f"cannot set a network fault on {service}: it is not a proxy service")
     require_state(ctx, service, ("running",), "set a network fault on")
-    fault_id = f"step{step_id}-{service}"
+    # The run's id first: the proxy refuses a fault while another run's is set (an existing
+    # proxy is shared by every run that names its control socket).
+    fault_id = f"{ctx.run_id}-step{step_id}-{service}"
     entry = await ctx.ledger.register(heal_action(ctx, service, fault_id))
     ctx.audit.injected(entry, f"network {fault['kind']}", ctx.step_names[step_id])
     control = NetfaultControl(proxy_control(ctx, service))
@@ -77,6 +79,7 @@ async def set_network_fault(
             fault_id,
             fault_from_json(fault),
             pulse=None if pulse is None else pulse_from_json(pulse),
+            owner=ctx.run_id,
         )
         state = await control.state()
     except (NetfaultUnavailable, NetfaultRejected) as exc:

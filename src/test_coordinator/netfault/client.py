@@ -32,11 +32,16 @@ class NetfaultControl:
         self.path = Path(path)
         self.timeout_s = timeout_s
 
-    async def set(self, fault_id: str, fault: Fault, *, pulse: Pulse | None = None) -> bool:
-        """Apply ``fault`` under ``fault_id``; whether it replaced a fault of that id."""
+    async def set(
+        self, fault_id: str, fault: Fault, *, pulse: Pulse | None = None, owner: str | None = None
+    ) -> bool:
+        """Apply ``fault`` under ``fault_id``; whether it replaced a fault of that id.
+        ``owner`` (a prefix of ``fault_id``): refused while another owner's fault is set."""
         request: dict[str, object] = {"op": "set", "id": fault_id, "fault": fault_to_json(fault)}
         if pulse is not None:
             request["pulse"] = pulse_to_json(pulse)
+        if owner is not None:
+            request["owner"] = owner
         return bool((await self.request(request))["replaced"])
 
     async def clear(self, fault_id: str) -> dict[str, int] | None:

@@ -4,7 +4,9 @@ Requests, each answered by one line ``{"ok": true, ...}``:
 
 * ``{"op": "set", "id": "f1", "fault": {"kind": "latency", "ms": 20}}``, optionally
   with ``"pulse": {"on_ms": 500, "off_ms": 1500}``: ``"replaced"`` says whether
-  a fault of that id was there (it is replaced, stats and all);
+  a fault of that id was there (it is replaced, stats and all). With
+  ``"owner": "run-1"`` it is refused while a fault whose id does not start with
+  ``run-1`` is set (another run's: two runs must not fault one proxy at once);
 * ``{"op": "clear", "id": "f1"}``: ``"cleared": true`` and the fault's final
   ``"stats"``, or ``"cleared": false`` if no such fault (an undo may be repeated);
 * ``{"op": "clear_all"}``: the ``"cleared"`` ids;
@@ -40,6 +42,16 @@ def _set(proxy: NetfaultProxy, request: Mapping[str, object]) -> Reply:
         raise FaultSpecError('"set" needs a "fault"')
     fault = fault_from_json(request["fault"])
     pulse = None if request.get("pulse") is None else pulse_from_json(request["pulse"])
+    owner = request.get("owner")
+    if owner is not None:
+        if not isinstance(owner, str) or not owner or not fault_id.startswith(owner):
+            raise FaultSpecError('"owner" must be a string that starts the fault\'s "id"')
+        others = proxy.fault_ids_not_of(owner)
+        if others:
+            raise FaultSpecError(
+                f"faults of another owner are set: {', '.join(others)}; "
+                "one run at a time faults a proxy"
+            )
     return {"id": fault_id, "replaced": proxy.set_fault(fault_id, fault, pulse)}
 
 
@@ -66,7 +78,7 @@ def _stats(proxy: NetfaultProxy, request: Mapping[str, object]) -> Reply:
 _Op = Callable[[NetfaultProxy, Mapping[str, object]], Reply]
 
 OPS: dict[str, tuple[_Op, frozenset[str]]] = {
-    "set": (_set, frozenset({"op", "id", "fault", "pulse"})),
+    "set": (_set, frozenset({"op", "id", "fault", "pulse", "owner"})),
     "clear": (_clear, frozenset({"op", "id"})),
     "clear_all": (_clear_all, frozenset({"op"})),
     "state": (_state, frozenset({"op"})),

@@ -111,6 +111,10 @@ class NetfaultProxy:
         self._refresh()
         return replaced
 
+    def fault_ids_not_of(self, owner: str) -> list[str]:
+        """The ids of the faults set whose id does not start with ``owner``."""
+        return [fault_id for fault_id in self._faults if not fault_id.startswith(owner)]
+
     def clear_fault(self, fault_id: str) -> FaultStats | None:
         """Undo the fault set under ``fault_id``; what it did, or None if there was none."""
         entry = self._remove(fault_id)
