@@ -261,3 +261,40 @@ def test_a_fault_set_by_another_run_after_setup_is_not_replaced(cli: Cli, link: 
 
     assert "faults of another owner are set: 20991231-000000-aaaaaa-step1-web-link" in output
     assert [theirs] == faults(link), "the other run's fault was replaced or cleared"
+
+
+def test_a_heal_the_proxy_cannot_answer_is_an_infrastructure_error_not_a_crash(
+    cli: Cli, link: Link
+) -> None:
+    go = cli.workdir / "go"
+    rest = (
+        "  - name: until the proxy is gone\n"
+        f"    expect: {{command: {{argv: [test, -e, {go}]}}, within: 30s}}\n"
+        "  - name: heal\n    heal: web-link"
+    )
+    path = Path(scenario(cli, link, "unhealed", rest))
+    probe = path.read_text().split("  - name: through the slow link\n")[1].split("  - name:")[0]
+    path.write_text(path.read_text().replace("  - name: through the slow link\n" + probe, ""))
+    run = cli.popen("run", str(path))
+    try:
+        deadline = time.monotonic() + 30
+        while not faults(link):
+            assert run.poll() is None, "the run ended early"
+            assert time.monotonic() < deadline, "the fault was never set"
+            time.sleep(0.02)  # polling the proxy's state, with a deadline
+        link.proxy.kill()
+        link.proxy.wait(timeout=10)
+        go.touch()
+        assert run.stdout is not None
+        output = run.stdout.read()
+        assert 3 == run.wait(timeout=30), output
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait(timeout=10)
+        if run.stdout is not None:
+            run.stdout.close()
+
+    assert "step 3 heal error" in output, output
+    assert "cannot clear the network fault" in output, output
+    assert "internal error" not in output and "Traceback" not in output, output

@@ -10,9 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from test_coordinator.engine.context import RunContext, target_specs
-from test_coordinator.engine.errors import StepFailed
+from test_coordinator.engine.errors import InfrastructureError, StepFailed
 from test_coordinator.engine.undo import UndoEntry
-from test_coordinator.engine.undo_actions import UndoAction, UndoKind, heal_network_fault
+from test_coordinator.engine.undo_actions import (
+    UndoAction,
+    UndoFailed,
+    UndoKind,
+    heal_network_fault,
+)
 from test_coordinator.faults.acting import require_state
 from test_coordinator.netfault.client import NetfaultControl
 from test_coordinator.netfault.errors import NetfaultRejected, NetfaultUnavailable
@@ -99,7 +104,10 @@ async def heal_service(ctx: RunContext, step_id: str, service: str) -> list[str]
     healed = [f for f in ctx.network_faults.values() if f.service == service]
     details = []
     for fault in healed:
-        outcome = await heal_network_fault(fault.entry.undo, ctx.targets)
+        try:
+            outcome = await heal_network_fault(fault.entry.undo, ctx.targets)
+        except UndoFailed as exc:  # the fault stays pending: the run's cleanup tries again
+            raise InfrastructureError(f"cannot clear the network fault: {exc}") from None
         note_healed(ctx, fault.entry.undo, outcome)
         await ctx.ledger.settle_entry(fault.entry, f"healed by step {step_id}: {outcome.detail}")
         details.append(f"{service}: {outcome.detail}")
