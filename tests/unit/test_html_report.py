@@ -408,3 +408,48 @@ def test_every_tag_is_closed_even_with_hostile_content(failed_run: RunResult) ->
     parser.feed(render_html(journal, [log]))
 
     assert ([], []) == (parser.mismatched, parser.open)
+
+
+def test_network_faults_are_shown_with_what_they_did(tmp_path: Path) -> None:
+    """A network fault has no recovery to time: it is listed apart, with its effect, and
+    counted, instead of the report saying no fault was injected."""
+    set_event = {
+        "seq": 5,
+        "at_ms": 2000.0,
+        "kind": "network.fault_set",
+        "data": {
+            "step": "4",
+            "service": "exchange-link",
+            "fault_id": "run-1-step4-exchange-link",
+            "fault": {"kind": "partition", "direction": "both"},
+        },
+    }
+    cleared = {
+        "seq": 9,
+        "at_ms": 5040.0,
+        "kind": "network.fault_cleared",
+        "data": {
+            "service": "exchange-link",
+            "fault_id": "run-1-step4-exchange-link",
+            "step": "4",
+            "detail": "network fault run-1-step4-exchange-link cleared; "
+            "it acted on 257 connections",
+        },
+    }
+    journal = {
+        "run_id": "run-1",
+        "outcome": "passed",
+        "steps": [{"step_id": "4", "name": "cut <the> engine", "kind": "partition"}],
+        "events": [set_event, cleared],
+    }
+
+    page = render_html(journal)
+    section = page[page.index('id="network-faults"') :]
+    section = section[: section.index("</section>")]
+
+    assert "faults: 1 (1 on the network)" in page
+    assert "No fault was injected" not in page
+    assert "partition: direction both" in section
+    assert "4 cut &lt;the&gt; engine" in section
+    assert "2000.0 ms" in section and "5040.0 ms" in section
+    assert "acted on 257 connections" in section

@@ -31,6 +31,7 @@ from test_coordinator.reporting.html_logs import (
     excerpts_for,
     read_service_logs,
 )
+from test_coordinator.reporting.html_network import network_faults, network_faults_html
 from test_coordinator.reporting.html_timeline import render_timeline
 from test_coordinator.reporting.html_view import (
     CheckView,
@@ -150,10 +151,12 @@ def _verdict(view: RunView) -> str:
         else f"{f.service} {f.fault} not recovered"
         for f in view.faults
     ]
+    network = network_faults(view)
     facts = [
         f"steps: {passed_steps} of {len(view.steps)} passed ({len(ran)} ran)",
         f"checks: {passed_checks} of {len(view.checks)} passed",
-        f"faults: {len(view.faults)}",
+        f"faults: {len(view.faults) + len(network)}"
+        + (f" ({len(network)} on the network)" if network else ""),
     ]
     if recovered:
         facts.append("recovery: " + "; ".join(recovered))
@@ -258,11 +261,18 @@ def _restored_cell(fault: FaultView) -> str:
     return f'<td class="num restored-ms" title="{_e(by)}">{_ms(fault.restored_ms)}{undo}</td>'
 
 
+def _no_fault_note(view: RunView) -> str:
+    if network_faults(view):
+        return '<p class="note">No fault with a recovery to time; see Network faults.</p>'
+    return '<p class="note">No fault was injected.</p>'
+
+
 def _faults(view: RunView) -> str:
+    network = network_faults_html(network_faults(view), _e, _ms)
     if not view.faults:
         return (
-            '<section id="faults"><h2>Faults and recoveries</h2>'
-            '<p class="note">No fault was injected.</p></section>'
+            f'<section id="faults"><h2>Faults and recoveries</h2>{_no_fault_note(view)}</section>'
+            + network
         )
     head = (
         "<tr><th>#</th><th>Service</th><th>Fault</th><th>Step</th>"
@@ -283,6 +293,7 @@ def _faults(view: RunView) -> str:
     )
     return (
         f'<section id="faults"><h2>Faults and recoveries</h2><table>{head}{rows}</table></section>'
+        + network
     )
 
 
@@ -336,7 +347,7 @@ def _logs(view: RunView, logs: Sequence[ServiceLog]) -> str:
     links = ", ".join(f'<a href="{_e(LOG_DIR)}/{_e(name)}">{_e(name)}</a>' for name in files)
     where = f'<p class="note">Whole logs: {links}</p>' if links else ""
     if not view.faults:
-        body = '<p class="note">No fault was injected.</p>'
+        body = _no_fault_note(view)
     else:
         body = f'<p class="note">{_e(window)}</p>' + "".join(
             _fault_logs(f, view, logs) for f in view.faults
