@@ -298,3 +298,43 @@ def test_a_heal_the_proxy_cannot_answer_is_an_infrastructure_error_not_a_crash(
     assert "step 3 heal error" in output, output
     assert "cannot clear the network fault" in output, output
     assert "internal error" not in output and "Traceback" not in output, output
+
+
+def test_the_guard_tries_a_failed_heal_again_once_the_proxy_answers(cli: Cli, link: Link) -> None:
+    """The coordinator dies while its proxy's socket cannot be reached: the guard's first
+    heal fails, and its next try, once the socket is back, heals the proxy."""
+    away = link.control.with_name("link.sock.away")
+    coordinator = cli.popen("run", scenario(cli, link, "moved", "  - name: hold\n    wait: 60s"))
+    try:
+        deadline = time.monotonic() + 30
+        while not faults(link):
+            assert coordinator.poll() is None, "the run ended early"
+            assert time.monotonic() < deadline, "the fault was never set"
+            time.sleep(0.02)  # polling the proxy's state, with a deadline
+        link.control.rename(away)
+        coordinator.send_signal(signal.SIGKILL)
+        coordinator.wait(timeout=10)
+        [guard_log] = list((cli.workdir / "reports").glob("*/guard.log")) or [None]
+        deadline = time.monotonic() + 15
+        while guard_log is None or "[failed]" not in guard_log.read_text():
+            assert time.monotonic() < deadline, "the guard never tried the heal"
+            time.sleep(0.02)  # polling the guard's log, with a deadline
+            found = list((cli.workdir / "reports").glob("*/guard.log"))
+            guard_log = found[0] if found else None
+        away.rename(link.control)
+
+        deadline = time.monotonic() + 15
+        while faults(link):
+            assert time.monotonic() < deadline, "the guard did not try the heal again"
+            time.sleep(0.05)  # polling the proxy's state, with a deadline
+    finally:
+        if away.exists():
+            away.rename(link.control)
+        if coordinator.poll() is None:
+            coordinator.kill()
+            coordinator.wait(timeout=10)
+        if coordinator.stdout is not None:
+            coordinator.stdout.close()
+
+    assert "trying the failed undos" in guard_log.read_text()
+    assert get_ms(link.link_port) < DELAY_MS / 2

@@ -66,8 +66,9 @@ class InMemoryRunStore:
         self.undos[undo_id] = replace(self.undos[undo_id], status=status, detail=detail)
         self.undo_log.append((status.value, undo_id))
 
-    async def pending_undos(self) -> list[UndoRecord]:
-        return [u for u in self.undos.values() if u.status is UndoStatus.PENDING]
+    async def pending_undos(self, *, include_failed: bool = False) -> list[UndoRecord]:
+        wanted = {UndoStatus.PENDING, *((UndoStatus.FAILED,) if include_failed else ())}
+        return [u for u in self.undos.values() if u.status in wanted]
 
 
 class FakeBackend:

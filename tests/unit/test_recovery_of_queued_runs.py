@@ -112,3 +112,37 @@ async def test_finished_runs_are_not_recovered_again() -> None:
         RunStatus.ABORTED,
         RunStatus.PASSED,
     }
+
+
+async def test_an_undo_that_failed_is_tried_again_only_when_recover_is_asked_to() -> None:
+    """The guard gave up on a proxy that did not answer: the start of a run or of serve
+    leaves it alone (it must not act on old runs' services unasked), ``recover`` tries it."""
+    from test_coordinator.engine.undo_actions import UndoAction, UndoKind
+    from test_coordinator.ports.storage import UndoRecord, UndoStatus
+    from test_coordinator.targets.port import TargetSpec
+
+    h = harness()
+    run = RunRecord(
+        "r1", "pause-api", RunStatus.ABORTED, 1_000, 2_000, summary={"coordinator": None}
+    )
+    await h.store.save_run(run)
+    action = UndoAction(
+        kind=UndoKind.RESUME,
+        service="api",
+        target=TargetSpec("api", "process", {"command": "api"}),
+        handle={"pid": 4242},
+    )
+    failed = UndoRecord("r1-u1", "r1", "api", action.to_json(), UndoStatus.FAILED, 1_500, "no")
+    await h.store.record_undo(failed)
+
+    untouched = await recover_runs(h.store, h.deps, wall_clock_ms=lambda: NOW_MS)
+    assert untouched.empty and h.store.undos["r1-u1"].status is UndoStatus.FAILED
+
+    retried = await recover_runs(h.store, h.deps, retry_failed=True, wall_clock_ms=lambda: NOW_MS)
+
+    assert [("r1", "resume", UndoStatus.DONE)] == [
+        (u.run_id, u.action, u.status) for u in retried.undos
+    ]
+    assert h.store.undos["r1-u1"].status is UndoStatus.DONE
+    assert retried.aborted_runs == ()  # it had ended already: its status stays
+    assert h.store.runs["r1"].status is RunStatus.ABORTED

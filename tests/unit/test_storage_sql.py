@@ -35,6 +35,7 @@ from test_coordinator.ports.storage import (
     RunStatus,
     RunStore,
     UndoRecord,
+    UndoStatus,
 )
 
 
@@ -147,11 +148,19 @@ async def test_each_store_reads_what_the_other_wrote(
         await light.save_run(run("cli", summary=summary))
         await light.append_events([JournalEvent("cli", 1, 5, "started", {"a": [1]})])
         await light.record_undo(UndoRecord("u1", "cli", "svc", {"kind": "start"}))
+        await light.record_undo(UndoRecord("u2", "cli", "svc", {"kind": "heal"}, created_at_ms=2))
+        await light.finish_undo("u2", UndoStatus.FAILED, "no answer")
         await sql_store.save_run(run("service", started_at_ms=2))
 
         assert await sql_store.get_run("cli") == run("cli", summary=summary)
         assert await sql_store.events("cli") == await light.events("cli")
+        assert ["u1"] == [u.undo_id for u in await sql_store.pending_undos()]
         assert await sql_store.pending_undos() == await light.pending_undos()
+        retried = await light.pending_undos(include_failed=True)
+        assert [("u1", UndoStatus.PENDING), ("u2", UndoStatus.FAILED)] == [
+            (u.undo_id, u.status) for u in retried
+        ]
+        assert await sql_store.pending_undos(include_failed=True) == retried
         assert [r.run_id for r in await light.list_runs()] == ["service", "cli"]
     finally:
         light.close()

@@ -85,10 +85,14 @@ async def recover_runs(
     deps: EngineDeps,
     *,
     only: Collection[str] | None = None,
+    retry_failed: bool = False,
     wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
 ) -> RecoveryReport:
-    """Undo the pending records of every run left behind (or only of the runs in ``only``)."""
-    pending = await store.pending_undos()
+    """Undo the pending records of every run left behind (or only of the runs in ``only``);
+    with ``retry_failed``, also the undos tried before and not seen done (``recover``: a
+    proxy that did not answer then, a container that would not start), never those of a
+    run whose coordinator or guard still lives."""
+    pending = await store.pending_undos(include_failed=retry_failed)
     unfinished = await store.query_runs(RunQuery(statuses=UNFINISHED, limit=LIST_LIMIT))
     runs = {run.run_id: run for run in unfinished.runs}
     for run_id in {u.run_id for u in pending} | set(only or ()):

@@ -213,4 +213,6 @@ class RunStore(Protocol):
 
     async def finish_undo(self, undo_id: str, status: UndoStatus, detail: str = "") -> None: ...
 
-    async def pending_undos(self) -> list[UndoRecord]: ...
+    async def pending_undos(self, *, include_failed: bool = False) -> list[UndoRecord]:
+        """The undo records still to do, oldest first; with ``include_failed``, also those
+        tried and not seen done (``recover`` tries them again)."""

@@ -49,5 +49,7 @@ class BufferedRunStore:
     async def events(self, run_id: str) -> list[JournalEvent]:
         return await self._writer.read(lambda: self._store.events(run_id))
 
-    async def pending_undos(self) -> list[UndoRecord]:
-        return await self._writer.read(self._store.pending_undos)
+    async def pending_undos(self, *, include_failed: bool = False) -> list[UndoRecord]:
+        return await self._writer.read(
+            lambda: self._store.pending_undos(include_failed=include_failed)
+        )

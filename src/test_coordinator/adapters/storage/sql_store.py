@@ -122,10 +122,13 @@ class SqlRunStore:
         )
         return [writes.event_from_row(row) for row in await self._select(query)]
 
-    async def pending_undos(self) -> list[UndoRecord]:
+    async def pending_undos(self, *, include_failed: bool = False) -> list[UndoRecord]:
+        statuses = [UndoStatus.PENDING.value]
+        if include_failed:
+            statuses.append(UndoStatus.FAILED.value)
         query = (
             sa.select(undo_records)
-            .where(undo_records.c.status == UndoStatus.PENDING.value)
+            .where(undo_records.c.status.in_(statuses))
             .order_by(undo_records.c.created_at_ms, undo_records.c.undo_id)
         )
         return [writes.undo_from_row(row) for row in await self._select(query)]

@@ -221,9 +221,10 @@ class SqliteFileRunStore:
         query = "SELECT * FROM journal_events WHERE run_id = ? ORDER BY seq"
         return [writes.event_from_row(row) for row in await self._select(query, (run_id,))]
 
-    async def pending_undos(self) -> list[UndoRecord]:
-        query = "SELECT * FROM undo_records WHERE status = ? ORDER BY created_at_ms, undo_id"
-        rows = await self._select(query, (UndoStatus.PENDING.value,))
+    async def pending_undos(self, *, include_failed: bool = False) -> list[UndoRecord]:
+        statuses = (UndoStatus.PENDING.value, UndoStatus.FAILED.value if include_failed else "")
+        query = "SELECT * FROM undo_records WHERE status IN (?, ?) ORDER BY created_at_ms, undo_id"
+        rows = await self._select(query, statuses)
         return [writes.undo_from_row(row) for row in rows]
 
     async def _select(self, query: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
