@@ -251,7 +251,7 @@ def test_a_fault_set_by_another_run_after_setup_is_not_replaced(cli: Cli, link: 
         )
         go.touch()
         output = second.stdout.read()
-        assert 1 == second.wait(timeout=30), output
+        assert 3 == second.wait(timeout=30), output
     finally:
         if second.poll() is None:
             second.kill()

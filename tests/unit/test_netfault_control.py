@@ -14,6 +14,7 @@ import pytest
 
 from test_coordinator.netfault.client import NetfaultControl
 from test_coordinator.netfault.errors import (
+    NetfaultBusy,
     NetfaultRejected,
     NetfaultStartError,
     NetfaultUnavailable,
@@ -70,7 +71,7 @@ async def test_a_fault_with_an_owner_is_refused_while_another_owners_is_set(
     control = NetfaultControl(path)
     await control.set("run-a-step2-link", Latency(ms=20), owner="run-a")
 
-    with pytest.raises(NetfaultRejected, match="faults of another owner are set: run-a-step2"):
+    with pytest.raises(NetfaultBusy, match="faults of another owner are set: run-a-step2"):
         await control.set("run-b-step2-link", Latency(ms=50), owner="run-b")
     assert await control.set("run-a-step3-link", Reset(), owner="run-a") is False
     with pytest.raises(NetfaultRejected, match='"owner" must be a string that starts'):

@@ -20,7 +20,7 @@ from test_coordinator.engine.undo_actions import (
 )
 from test_coordinator.faults.acting import require_state
 from test_coordinator.netfault.client import NetfaultControl
-from test_coordinator.netfault.errors import NetfaultRejected, NetfaultUnavailable
+from test_coordinator.netfault.errors import NetfaultBusy, NetfaultRejected, NetfaultUnavailable
 from test_coordinator.netfault.heal import Healed
 from test_coordinator.netfault.model import fault_from_json, pulse_from_json
 from test_coordinator.netfault.paths import control_socket
@@ -87,6 +87,8 @@ async def set_network_fault(
             owner=ctx.run_id,
         )
         state = await control.state()
+    except NetfaultBusy as exc:  # not the system under test: another run is faulting it
+        raise InfrastructureError(f"{service}: cannot set the network fault: {exc}") from None
     except (NetfaultUnavailable, NetfaultRejected) as exc:
         raise StepFailed(f"{service}: cannot set the network fault: {exc}") from None
     if not any(f.get("id") == fault_id for f in state.get("faults") or ()):

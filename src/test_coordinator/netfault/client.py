@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from test_coordinator.netfault.errors import NetfaultRejected, NetfaultUnavailable
+from test_coordinator.netfault.errors import NetfaultBusy, NetfaultRejected, NetfaultUnavailable
 from test_coordinator.netfault.model import Fault, Pulse, fault_to_json, pulse_to_json
 from test_coordinator.runtime.os_errors import os_error_reason
 
@@ -83,7 +83,8 @@ class NetfaultControl:
             raise NetfaultUnavailable(f"{where}: answered {line[:200]!r}, not JSON") from None
         if not isinstance(reply, dict) or reply.get("ok") is not True:
             error = reply.get("error") if isinstance(reply, dict) else None
-            raise NetfaultRejected(str(error or f"unexpected answer {reply!r}"))
+            refused = NetfaultBusy if isinstance(reply, dict) and reply.get("busy") else None
+            raise (refused or NetfaultRejected)(str(error or f"unexpected answer {reply!r}"))
         return reply
 
     async def _exchange(self, payload: bytes) -> bytes:

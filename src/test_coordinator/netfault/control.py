@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 
-from test_coordinator.netfault.errors import FaultSpecError
+from test_coordinator.netfault.errors import FaultSpecError, ProxyBusy
 from test_coordinator.netfault.model import fault_from_json, pulse_from_json
 from test_coordinator.netfault.proxy import NetfaultProxy
 
@@ -48,7 +48,7 @@ def _set(proxy: NetfaultProxy, request: Mapping[str, object]) -> Reply:
             raise FaultSpecError('"owner" must be a string that starts the fault\'s "id"')
         others = proxy.fault_ids_not_of(owner)
         if others:
-            raise FaultSpecError(
+            raise ProxyBusy(
                 f"faults of another owner are set: {', '.join(others)}; "
                 "one run at a time faults a proxy"
             )
@@ -108,6 +108,8 @@ def handle_request(proxy: NetfaultProxy, line: bytes) -> Reply:
         return error_reply(f"{op}: unknown field(s) {', '.join(unknown)}")
     try:
         return {"ok": True, **handler(proxy, request)}
+    except ProxyBusy as exc:
+        return {**error_reply(str(exc)), "busy": True}
     except FaultSpecError as exc:
         return error_reply(str(exc))
 

@@ -19,5 +19,13 @@ class NetfaultRejected(NetfaultError):
     """The proxy answered, and refused the request (``{"ok": false, "error": ...}``)."""
 
 
+class ProxyBusy(FaultSpecError):
+    """Another owner's fault is set on the proxy (``{"ok": false, "busy": true, ...}``)."""
+
+
+class NetfaultBusy(NetfaultRejected):
+    """The proxy refused a fault: another owner's is set (another run is faulting it)."""
+
+
 class NetfaultStartError(NetfaultError):
     """A proxy process could not start: its address or control socket is taken or invalid."""
