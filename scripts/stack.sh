@@ -469,38 +469,39 @@ cmd_run() {
       in_container=$SCENARIOS_IN_CONTAINER$rel ;;
   esac
   reopen_trading
-  local before after run_id="" rc=0 tty=() started waited=0
-  before=$(ls -1 "$STACK_REPORTS_DIR" 2>/dev/null || true)
+  local run_id="" rc=0 tty=() started waited=0 out
   [ -t 0 ] && [ -t 1 ] && tty=(-t)
+  out=$(mktemp)
+  # shellcheck disable=SC2064
+  trap "rm -f '$out'" RETURN
   log "running $in_container in $COORD (deadline $RUN_TIMEOUT s)"
   started=$SECONDS
   # timeout inside the container sends SIGINT: the run undoes its faults and writes its reports.
   # The coordinator's own log lines (JSON in its container) only from WARNING: the run's
-  # progress and verdict stay readable; STACK_RUN_LOG_LEVEL=INFO shows them all.
+  # progress and verdict stay readable; STACK_RUN_LOG_LEVEL=INFO shows them all. Its output
+  # is kept too: the run's id (its first line names it) finds its report, whatever other
+  # runs write to the same folder meanwhile.
   timeout -k 30 "$((RUN_TIMEOUT + 30))" "${DK[@]}" exec "${tty[@]}" -w /app \
     -e "LOG_LEVEL=${STACK_RUN_LOG_LEVEL:-WARNING}" "$COORD" \
     timeout -s INT -k 20 "$RUN_TIMEOUT" \
-    test-coordinator run "$in_container" --reports-dir "$REPORTS_IN_CONTAINER" "${args[@]}" || rc=$?
+    test-coordinator run "$in_container" --reports-dir "$REPORTS_IN_CONTAINER" "${args[@]}" \
+    | tee "$out" || rc=$?
+  run_id=$(grep -ao 'run [0-9]\{8\}-[0-9]\{6\}-[0-9a-f]\{6\}' "$out" | head -n 1 | cut -c5- || true)
   if [ $rc = 137 ] && [ $((SECONDS - started)) -lt "$RUN_TIMEOUT" ]; then
     # Killed: its guard (a process of its own in the container) undoes what the run left and
     # writes the aborted run's report; wait for that report, bounded.
     log "the run was killed (SIGKILL); its guard undoes what it left and writes the report"
-    while [ $waited -lt 30 ]; do
-      after=$(ls -1 "$STACK_REPORTS_DIR" 2>/dev/null || true)
-      run_id=$(comm -13 <(sort <<<"$before") <(sort <<<"$after") | grep -v '^junit.xml$' | tail -n 1 || true)
-      [ -n "$run_id" ] && [ -e "$STACK_REPORTS_DIR/$run_id/report.html" ] && break
+    while [ -n "$run_id" ] && [ $waited -lt 30 ] && [ ! -e "$STACK_REPORTS_DIR/$run_id/report.html" ]; do
       sleep 1
       waited=$((waited + 1))
     done
   elif [ $rc = 124 ] || [ $rc = 137 ]; then
     log "the run did not end within $RUN_TIMEOUT s"
   fi
-  after=$(ls -1 "$STACK_REPORTS_DIR" 2>/dev/null || true)
-  run_id=$(comm -13 <(sort <<<"$before") <(sort <<<"$after") | grep -v '^junit.xml$' | tail -n 1 || true)
   if [ -n "$run_id" ] && [ -e "$STACK_REPORTS_DIR/$run_id/report.html" ]; then
     log "report: $STACK_REPORTS_DIR/$run_id/report.html  (open file://$STACK_REPORTS_DIR/$run_id/report.html)"
   else
-    log "no new report under $STACK_REPORTS_DIR"
+    log "no report of this run under $STACK_REPORTS_DIR${run_id:+ (run $run_id)}"
   fi
   log "run exit code $rc in $(elapsed)"
   return $rc
