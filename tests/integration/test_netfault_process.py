@@ -282,6 +282,14 @@ async def test_sigterm_stops_it_cleanly_and_removes_its_socket(
     assert not proxy.control.path.exists()
     with pytest.raises(NetfaultUnavailable):
         await proxy.control.state()
+    # Its folder is not a run's: it stays, and the proxy starts there again (an always-on
+    # proxy restarted by hand or by its container engine).
+    assert proxy.control.path.parent.is_dir()
+    again = await spawn_proxy(echo_port, proxy.control.path)
+    try:
+        assert [] == (await again.control.state())["faults"]
+    finally:
+        await stop(again.process)
 
 
 async def test_a_taken_port_or_live_socket_exits_1_and_bad_arguments_2(

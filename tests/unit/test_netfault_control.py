@@ -144,3 +144,28 @@ async def test_a_stale_socket_file_is_replaced_but_a_live_one_is_not(
     assert await NetfaultControl(stale).state()
     await control.close()
     assert not stale.exists()
+
+
+async def test_a_socket_that_answers_like_no_netfault_proxy_is_not_trusted(
+    short_dir: Path,
+) -> None:
+    """``ok`` alone proves nothing: a state without a list of faults, or a set that does not
+    say whether it replaced one, is an unreadable answer, not "no fault set"."""
+    path = short_dir / "impostor.sock"
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()
+        writer.write(b'{"ok": true, "faults": "nope"}\n')
+        await writer.drain()
+        writer.close()
+
+    impostor = await asyncio.start_unix_server(answer, path=str(path))
+    try:
+        control = NetfaultControl(path)
+        with pytest.raises(NetfaultUnavailable, match="its state has no list of faults"):
+            await control.state()
+        with pytest.raises(NetfaultUnavailable, match='answered without "replaced"'):
+            await control.set("x", Reset())
+    finally:
+        impostor.close()
+        await impostor.wait_closed()

@@ -42,7 +42,13 @@ class NetfaultControl:
             request["pulse"] = pulse_to_json(pulse)
         if owner is not None:
             request["owner"] = owner
-        return bool((await self.request(request))["replaced"])
+        replaced = (await self.request(request)).get("replaced")
+        if not isinstance(replaced, bool):
+            raise NetfaultUnavailable(
+                f'netfault control socket {self.path}: a set answered without "replaced": '
+                "not a netfault proxy?"
+            )
+        return replaced
 
     async def clear(self, fault_id: str) -> dict[str, int] | None:
         """Undo the fault; its stats, or None if no fault had that id (clearing twice is fine)."""
@@ -57,7 +63,14 @@ class NetfaultControl:
 
     async def state(self) -> dict[str, Any]:
         """Where it listens and forwards, and the faults set, each with its stats."""
-        return await self.request({"op": "state"})
+        state = await self.request({"op": "state"})
+        faults = state.get("faults")
+        if not isinstance(faults, list) or not all(isinstance(f, dict) for f in faults):
+            raise NetfaultUnavailable(
+                f"netfault control socket {self.path}: its state has no list of faults: "
+                "not a netfault proxy?"
+            )
+        return state
 
     async def stats(self) -> dict[str, Any]:
         """The proxy's counters, and each fault's stats by id."""

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from test_coordinator.netfault.control import encode_reply, error_reply, handle_request
 from test_coordinator.netfault.errors import NetfaultStartError
+from test_coordinator.netfault.paths import in_run_folder
 from test_coordinator.netfault.proxy import NetfaultProxy
 
 CONTROL_LINE_LIMIT = 64 * 1024
@@ -85,8 +86,10 @@ class ControlServer:
         with contextlib.suppress(OSError):
             if self._inode is not None and self.path.stat().st_ino == self._inode:
                 self.path.unlink()
-                # The run's socket folder goes with its last proxy (a non-empty one stays).
-                self.path.parent.rmdir()
+                # A run's socket folder goes with its last proxy (a non-empty one stays);
+                # the folder of a proxy started by hand is left where it was.
+                if in_run_folder(self.path):
+                    self.path.parent.rmdir()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
