@@ -304,3 +304,33 @@ def test_schema_is_json_schema(cli: Cli) -> None:
     schema = json.loads(done.stdout)
     assert "https://json-schema.org/draft/2020-12/schema" == schema["$schema"]
     assert {"version", "services", "steps"} <= set(schema["properties"])
+
+
+def test_a_reader_that_stops_reading_does_not_stop_the_runs(cli: Cli) -> None:
+    """``run a b | head -1``: no traceback, every run goes on to its undo and its reports,
+    and the exit code is theirs."""
+    folder = cli.workdir / "two"
+    folder.mkdir()
+    for name in ("restart-recovery.yaml", "pause-resume.yaml", "tiny_server.py"):
+        shutil.copy(EXAMPLES / name, folder / name)
+    import subprocess
+
+    from e2e.cli_harness import command
+
+    with subprocess.Popen(
+        [*command(), "run", str(folder)],
+        cwd=cli.workdir,
+        env=cli.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.readline()
+        process.stdout.close()  # as `| head -1` does
+        errors = process.stderr.read().decode()
+        code = process.wait(timeout=120)
+
+    assert 0 == code, errors
+    assert "Traceback" not in errors and "Broken pipe" not in errors, errors
+    journals = [json.loads(p.read_text()) for p in (cli.workdir / "reports").glob("*/journal.json")]
+    assert ["passed", "passed"] == [j["outcome"] for j in journals]

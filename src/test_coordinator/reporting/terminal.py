@@ -8,6 +8,7 @@ and a run of a thousand steps does not spend its time laying out a table.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from types import TracebackType
@@ -58,13 +59,26 @@ class PlainTerminal:
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
+        self.reader_gone = False
 
     @property
     def stream(self) -> TextIO:
         return self._stream if self._stream is not None else sys.stdout
 
     def line(self, text: str, style: str = "") -> None:
-        self.stream.write(text + "\n")
+        self._write(text + "\n")
+
+    def _write(self, text: str) -> None:
+        """Write, unless the reader of a pipe has gone (``| head``): then the runs go on
+        (their faults must be undone and their reports written) and nothing more is shown."""
+        if self.reader_gone:
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except BrokenPipeError:
+            self.reader_gone = True
+            _silence(self.stream)
 
     def pieces(self, pieces: Sequence[Piece]) -> None:
         self.line("".join(text for text, _ in pieces))
@@ -81,7 +95,7 @@ class PlainTerminal:
                     for cell, width, column in zip(cells, widths, table.columns, strict=True)
                 ).rstrip()
             )
-        self.stream.write("\n".join(out) + "\n")
+        self._write("\n".join(out) + "\n")
 
     def spinner(self, text: str) -> Spinner | None:
         return None
@@ -135,3 +149,17 @@ def print_summary(terminal: Terminal, result: RunResult, report_paths: Sequence[
         terminal.table(recoveries)
     for line in verdict_lines(result, report_paths):
         terminal.pieces(line)
+
+
+def _silence(stream: TextIO) -> None:
+    """Point ``stream``'s file at /dev/null: the interpreter's last flush at exit would
+    otherwise fail on the closed pipe again."""
+    try:
+        fileno = stream.fileno()
+    except (OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fileno)
+    finally:
+        os.close(devnull)
