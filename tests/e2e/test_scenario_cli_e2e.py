@@ -334,3 +334,20 @@ def test_a_reader_that_stops_reading_does_not_stop_the_runs(cli: Cli) -> None:
     assert "Traceback" not in errors and "Broken pipe" not in errors, errors
     journals = [json.loads(p.read_text()) for p in (cli.workdir / "reports").glob("*/journal.json")]
     assert ["passed", "passed"] == [j["outcome"] for j in journals]
+
+
+def test_a_scenario_file_whose_name_is_not_utf8_runs_and_is_reported(cli: Cli) -> None:
+    """The system gives such a name in bytes: the run passes and its reports are written
+    (the name with a replacement character), instead of an internal error at the end."""
+    odd = os.fsdecode(b"restart-\xff.yaml")
+    shutil.copy(EXAMPLES / "restart-recovery.yaml", cli.workdir / odd)
+    shutil.copy(EXAMPLES / "tiny_server.py", cli.workdir / "tiny_server.py")
+
+    done = cli.run("run", odd)
+
+    assert 0 == done.returncode, done.stdout + done.stderr
+    [journal_path] = list((cli.workdir / "reports").glob("*/journal.json"))
+    journal = json.loads(journal_path.read_text(encoding="utf-8"))
+    assert journal["file"].endswith("restart-?.yaml")
+    assert (journal_path.parent / "report.html").is_file()
+    assert junitparser.JUnitXml.fromfile(str(journal_path.parent / "junit.xml"))

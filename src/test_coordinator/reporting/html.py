@@ -483,6 +483,8 @@ def write_html_report(journal_path: Path) -> Path:
     page = render_html(journal, read_service_logs(run_dir / LOG_DIR))
     path = run_dir / HTML_FILE
     temporary = path.with_suffix(".html.tmp")
-    temporary.write_text(page, encoding="utf-8")
+    # errors="replace": a path the system gave in bytes that are not UTF-8 (a scenario file's
+    # name) is shown with a replacement character rather than lose the report.
+    temporary.write_text(page, encoding="utf-8", errors="replace")
     os.replace(temporary, path)
     return path

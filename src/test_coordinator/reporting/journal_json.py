@@ -69,7 +69,9 @@ def write_journal(result: RunResult, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(journal_document(result), indent=2, default=_fallback, ensure_ascii=False)
     temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(text + "\n", encoding="utf-8")
+    # errors="replace": a path the system gave in bytes that are not UTF-8 (a scenario file's
+    # name) is written with a replacement character rather than lose the journal.
+    temporary.write_text(text + "\n", encoding="utf-8", errors="replace")
     os.replace(temporary, path)
     return path
 

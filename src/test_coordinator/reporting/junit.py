@@ -112,9 +112,16 @@ def junit_document(results: Sequence[RunResult]) -> ET.ElementTree:
     return ET.ElementTree(root)
 
 
+XML_DECLARATION = "<?xml version='1.0' encoding='utf-8'?>\n"
+
+
 def write_junit(results: Sequence[RunResult], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".xml.tmp")
-    junit_document(results).write(temporary, encoding="utf-8", xml_declaration=True)
+    root = junit_document(results).getroot()
+    assert root is not None
+    text = ET.tostring(root, encoding="unicode")
+    # errors="replace": as for journal.json, a file name that is not UTF-8 costs a character.
+    temporary.write_text(XML_DECLARATION + text + "\n", encoding="utf-8", errors="replace")
     os.replace(temporary, path)
     return path
