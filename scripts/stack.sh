@@ -25,8 +25,9 @@
 #
 # Images (nothing is pulled on the local Podman engine, which has no registry here):
 #   TC_IMAGE            the project's image, for the coordinator and the sample services
-#                       (trading-ecosystem/test-coordinator:dev); built when missing, or
-#                       always with STACK_BUILD=1 (scripts/base-image.sh first makes
+#                       (trading-ecosystem/test-coordinator:dev); built when missing, when
+#                       built from other sources than the checkout's (its source label),
+#                       or always with STACK_BUILD=1 (scripts/base-image.sh first makes
 #                       python:3.11-slim from Debian's packages when it is missing on Podman)
 #   POSTGRES_IMAGE, REDIS_IMAGE, PROMETHEUS_IMAGE   the official images when present, or
 #                       on an engine other than the local Podman (compose pulls them); else the
@@ -65,7 +66,8 @@ DEFAULT_SCENARIO=$DEPLOY/scenarios/exchange-restart-during-trading.yaml
 SCENARIOS_IN_CONTAINER=/app/stack-scenarios
 REPORTS_IN_CONTAINER=/app/reports
 
-export TC_IMAGE=${TC_IMAGE:-trading-ecosystem/test-coordinator:dev}
+DEFAULT_TC_IMAGE=trading-ecosystem/test-coordinator:dev
+export TC_IMAGE=${TC_IMAGE:-$DEFAULT_TC_IMAGE}
 export TC_HTTP_HOST_PORT=${TC_HTTP_HOST_PORT:-8087}
 export TC_GRPC_HOST_PORT=${TC_GRPC_HOST_PORT:-50055}
 export PROMETHEUS_HOST_PORT=${PROMETHEUS_HOST_PORT:-9090}
@@ -191,16 +193,36 @@ base_image() {   # python:3.11-slim from Debian's packages, on the local Podman,
   fi
 }
 
+# Why the project's image must be built: missing, asked for, or built from other sources
+# (its test-coordinator.source label; an image without it is rebuilt only under the default
+# tag, since a TC_IMAGE of the user's own is theirs). Empty: it is current.
+project_image_stale() {
+  [ "${STACK_BUILD:-0}" = 1 ] && { echo "STACK_BUILD=1"; return; }
+  image_exists "$TC_IMAGE" || { echo "it is missing"; return; }
+  local built wanted
+  built=$(dk image inspect -f '{{ index .Config.Labels "test-coordinator.source" }}' "$TC_IMAGE" 2>/dev/null || true)
+  [ "$built" = "<no value>" ] && built=""
+  wanted=$("$ROOT/scripts/build-image.sh" --fingerprint)
+  if [ -n "$built" ] && [ "$built" != "$wanted" ]; then
+    echo "it was built from other sources (${built}; these are ${wanted})"
+  elif [ -z "$built" ] && [ "$TC_IMAGE" = "$DEFAULT_TC_IMAGE" ]; then
+    echo "it carries no source fingerprint (built before they were labelled)"
+  fi
+}
+
 project_image() {
-  if [ "${STACK_BUILD:-0}" = 1 ] || ! image_exists "$TC_IMAGE"; then
+  local why
+  why=$(project_image_stale)
+  if [ -n "$why" ]; then
+    log "building $TC_IMAGE: $why"
     base_image
     local t=$SECONDS
-    log "building $TC_IMAGE (the project's Dockerfile)"
     if local_podman; then
       timeout "$BUILD_TIMEOUT" "$ROOT/scripts/build-image.sh" "$TC_IMAGE" >/dev/null 2>/tmp/stack-build-image.log \
         || { tail -20 /tmp/stack-build-image.log >&2; die "building $TC_IMAGE failed or took more than $BUILD_TIMEOUT s"; }
     else
-      timeout "$BUILD_TIMEOUT" "${DK[@]}" build -q -t "$TC_IMAGE" "$ROOT" >/tmp/stack-build-image.log 2>&1 \
+      timeout "$BUILD_TIMEOUT" "${DK[@]}" build -q --label "test-coordinator.source=$("$ROOT/scripts/build-image.sh" --fingerprint)" \
+        -t "$TC_IMAGE" "$ROOT" >/tmp/stack-build-image.log 2>&1 \
         || { tail -20 /tmp/stack-build-image.log >&2; die "building $TC_IMAGE failed or took more than $BUILD_TIMEOUT s"; }
     fi
     log "built $TC_IMAGE in $((SECONDS - t)) s"
@@ -468,6 +490,14 @@ cmd_run() {
       [ -e "$abs" ] || die "$scenario: no such file"
       in_container=$SCENARIOS_IN_CONTAINER$rel ;;
   esac
+  # One run at a time against the stack: each reopens trading before it and closes it at its
+  # end, and two faulting one proxy would spoil each other's measurements. Another waits.
+  local lock_fd
+  exec {lock_fd}>"${TMPDIR:-/tmp}/$PROJECT-stack-run.lock"
+  if ! flock -n "$lock_fd"; then
+    log "another run against the stack is in progress: waiting for it (at most $RUN_TIMEOUT s)"
+    flock -w "$RUN_TIMEOUT" "$lock_fd" || die "the other run did not end within $RUN_TIMEOUT s"
+  fi
   reopen_trading
   local run_id="" rc=0 tty=() started waited=0 out
   [ -t 0 ] && [ -t 1 ] && tty=(-t)
