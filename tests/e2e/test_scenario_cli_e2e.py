@@ -351,3 +351,25 @@ def test_a_scenario_file_whose_name_is_not_utf8_runs_and_is_reported(cli: Cli) -
     assert journal["file"].endswith("restart-?.yaml")
     assert (journal_path.parent / "report.html").is_file()
     assert junitparser.JUnitXml.fromfile(str(journal_path.parent / "junit.xml"))
+
+
+def test_odd_paths_get_one_line_each_and_a_usage_exit_code(cli: Cli, tmp_path: Path) -> None:
+    """A file name too long for the system, and a reports folder that is a file or cannot
+    be made: one line naming it and exit 2, before anything runs, no traceback."""
+    long_name = "a" * 300 + ".yaml"
+    shutil.copy(EXAMPLES / "restart-recovery.yaml", cli.workdir / "ok.yaml")
+    shutil.copy(EXAMPLES / "tiny_server.py", cli.workdir / "tiny_server.py")
+
+    too_long = cli.run("validate", long_name)
+    into_a_file = cli.run("run", "ok.yaml", "--reports-dir", "ok.yaml")
+    nowhere = cli.run("run", "ok.yaml", "--reports-dir", "/proc/reports")
+
+    assert 2 == too_long.returncode
+    assert f"{long_name}:1:1: cannot read: File name too long" in too_long.stdout
+    assert 2 == into_a_file.returncode
+    assert "--reports-dir ok.yaml: is not a directory" in into_a_file.stdout
+    assert 2 == nowhere.returncode
+    assert "--reports-dir /proc/reports: cannot be created" in nowhere.stdout
+    for done in (too_long, into_a_file, nowhere):
+        assert "Traceback" not in done.stdout + done.stderr
+    assert not (cli.workdir / "reports").exists()  # nothing ran

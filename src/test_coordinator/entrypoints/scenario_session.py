@@ -153,6 +153,10 @@ async def run_files_with_results(
     validated = _load_all(paths, overrides, terminal)
     if validated is None:
         return EXIT_USAGE, []
+    problem = _unusable_reports_dir(reports_dir)
+    if problem is not None:
+        terminal.line(f"test-coordinator: --reports-dir {reports_dir}: {problem}", "red")
+        return EXIT_USAGE, []
     from test_coordinator.engine.wiring import runtime_deps
     from test_coordinator.entrypoints.recovery_session import print_recovery, recover_and_report
 
@@ -177,6 +181,21 @@ async def run_files_with_results(
     if stopped is not None and code not in (EXIT_INTERRUPTED, EXIT_INFRASTRUCTURE):
         code = stopped
     return code, results
+
+
+def _unusable_reports_dir(reports_dir: Path) -> str | None:
+    """Why reports cannot be written there (checked before anything is run), or None."""
+    from test_coordinator.runtime.os_errors import os_error_reason
+
+    try:
+        reports_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        return "is not a directory"
+    except OSError as exc:
+        return f"cannot be created: {os_error_reason(exc)}"
+    if not os.access(reports_dir, os.W_OK | os.X_OK):
+        return "is not writable"
+    return None
 
 
 async def _run_all(

@@ -290,10 +290,15 @@ def scenario_files(paths: list[Path]) -> list[Path]:
     """The scenario files named, directories expanded (sorted, not recursive)."""
     files: list[Path] = []
     for path in paths:
-        if path.is_dir():
-            files.extend(
-                sorted(p for p in path.iterdir() if p.suffix in SCENARIO_SUFFIXES and p.is_file())
-            )
-        else:
-            files.append(path)
+        try:
+            if path.is_dir():
+                files.extend(
+                    sorted(
+                        p for p in path.iterdir() if p.suffix in SCENARIO_SUFFIXES and p.is_file()
+                    )
+                )
+                continue
+        except OSError:  # a name too long, a folder that cannot be read: loading says why
+            pass
+        files.append(path)
     return files
