@@ -373,3 +373,49 @@ def test_odd_paths_get_one_line_each_and_a_usage_exit_code(cli: Cli, tmp_path: P
     for done in (too_long, into_a_file, nowhere):
         assert "Traceback" not in done.stdout + done.stderr
     assert not (cli.workdir / "reports").exists()  # nothing ran
+
+
+SAYS_HELLO = """
+version: 1
+name: says-hello
+timeout: 30s
+vars: {who: nobody}
+services:
+  web: {health: {tcp: {port: 1}}}
+steps:
+  - name: "hello ${who}"
+    wait: 1ms
+"""
+
+
+def test_an_output_that_cannot_show_a_character_or_is_closed_does_not_fail_the_run(
+    cli: Cli,
+) -> None:
+    import subprocess
+
+    from e2e.cli_harness import command
+
+    (cli.workdir / "hello.yaml").write_text(SAYS_HELLO)
+    ascii_only = subprocess.run(
+        [*command(), "run", "hello.yaml", "--var", "who=é"],
+        cwd=cli.workdir,
+        env={**cli.env, "PYTHONIOENCODING": "ascii"},
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    closed = subprocess.run(
+        [*command(), "run", "hello.yaml"],
+        cwd=cli.workdir,
+        env=cli.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        timeout=120,
+        check=False,
+        preexec_fn=lambda: os.close(1),
+    )
+
+    assert 0 == ascii_only.returncode, ascii_only.stdout + ascii_only.stderr
+    assert b"hello \\xe9" in ascii_only.stdout
+    assert 0 == closed.returncode, closed.stderr
+    assert 2 == len(list((cli.workdir / "reports").glob("*/journal.json")))

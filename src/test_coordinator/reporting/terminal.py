@@ -74,7 +74,11 @@ class PlainTerminal:
         if self.reader_gone:
             return
         try:
-            self.stream.write(text)
+            try:
+                self.stream.write(text)
+            except UnicodeEncodeError:  # an output that cannot show every character (ASCII)
+                encoding = self.stream.encoding or "ascii"
+                self.stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
             self.stream.flush()
         except BrokenPipeError:
             self.reader_gone = True
@@ -102,7 +106,9 @@ class PlainTerminal:
 
 
 def terminal_for_stdout() -> Terminal:
-    """rich on a terminal, plain text otherwise."""
+    """rich on a terminal, plain text otherwise (nothing, when there is no stdout at all)."""
+    if sys.stdout is None:  # started with its output closed (>&-): the runs go on unseen
+        return PlainTerminal(open(os.devnull, "w", encoding="utf-8"))
     if sys.stdout.isatty():
         from test_coordinator.reporting.terminal_rich import RichTerminal
 
