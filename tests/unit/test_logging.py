@@ -53,7 +53,7 @@ def restore_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     saved_root = (root.handlers[:], root.level)
     saved_named = {
         name: (lg.handlers[:], lg.propagate, lg.level, lg.disabled)
-        for name in UVICORN_LOGGERS
+        for name in (*UVICORN_LOGGERS, "alembic")
         for lg in [logging.getLogger(name)]
     }
     yield
@@ -222,6 +222,16 @@ class TestRendering:
         get_logger("test_coordinator.runs").warning("loud")
 
         assert [line["event"] for line in json_lines(stream)] == ["loud"]
+
+    def test_alembic_says_how_it_set_itself_up_only_when_debugging(self) -> None:
+        stream = configured()
+        logging.getLogger("alembic.runtime.migration").info("Will assume transactional DDL.")
+        logging.getLogger("alembic.runtime.migration").warning("a real problem")
+        debugging = configured(log_level="DEBUG")
+        logging.getLogger("alembic.runtime.migration").info("Context impl PostgresqlImpl.")
+
+        assert ["a real problem"] == [line["event"] for line in json_lines(stream)]
+        assert ["Context impl PostgresqlImpl."] == [line["event"] for line in json_lines(debugging)]
 
     def test_configuring_twice_keeps_one_handler(self) -> None:
         """A second configure_logging() replaces the first: each line is written once."""

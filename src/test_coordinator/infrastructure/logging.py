@@ -143,6 +143,11 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> No
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
+    # Alembic tells at INFO how it set itself up, at every start of a command with a server:
+    # noise unless debugging.
+    logging.getLogger("alembic").setLevel(
+        logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING
+    )
     # grpc's C core writes its own unstructured lines to stderr; keep those to errors.
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     _installed = handler
