@@ -169,6 +169,7 @@ def test_a_run_faults_and_heals_an_existing_proxy_and_leaves_it_running(
     assert 0 == done.returncode, done.stdout + done.stderr
     [journal_path] = list((cli.workdir / "reports").glob("*/journal.json"))
     journal = json.loads(journal_path.read_text())
+    assert "web-link found running and healthy" == journal["setup"]["detail"]  # not started
     probe = next(s for s in journal["steps"] if s["name"] == "through the slow link")
     assert probe["ended_at_ms"] - probe["started_at_ms"] >= DELAY_MS, probe
     [cleared] = [e["data"] for e in journal["events"] if e["kind"] == "network.fault_cleared"]

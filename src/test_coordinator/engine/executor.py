@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -361,6 +361,7 @@ class _Run:
 
         try:
             await gather_first_error([start_in_order(name) for name in names])
+            detail = _setup_detail(names, ctx.targets.owns)
         except TargetError as exc:
             infrastructure = exc.infrastructure
             status, detail = (Status.ERROR if infrastructure else Status.FAILED), str(exc)
@@ -587,3 +588,15 @@ __all__ = [
     "new_seed",
     "run_scenario",
 ]
+
+
+def _setup_detail(names: list[str], owns: Callable[[str], bool]) -> str:
+    """``a, b started and healthy; c found running and healthy`` (c: a container or proxy
+    that exists outside the run, which it does not start)."""
+    if not names:
+        return "nothing started"
+    started = [name for name in names if owns(name)]
+    found = [name for name in names if not owns(name)]
+    parts = [f"{', '.join(started)} started and healthy"] if started else []
+    parts += [f"{', '.join(found)} found running and healthy"] if found else []
+    return "; ".join(parts)
