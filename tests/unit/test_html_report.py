@@ -448,6 +448,7 @@ def test_network_faults_are_shown_with_what_they_did(tmp_path: Path) -> None:
     section = section[: section.index("</section>")]
 
     assert "faults: 1 (1 on the network)" in page
+    assert "checks: none ran" in page  # not "0 of 0 passed"
     assert "No fault was injected" not in page
     assert "partition: direction both" in section
     assert "4 cut &lt;the&gt; engine" in section

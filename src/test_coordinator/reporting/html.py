@@ -154,7 +154,9 @@ def _verdict(view: RunView) -> str:
     network = network_faults(view)
     facts = [
         f"steps: {passed_steps} of {len(view.steps)} passed ({len(ran)} ran)",
-        f"checks: {passed_checks} of {len(view.checks)} passed",
+        f"checks: {passed_checks} of {len(view.checks)} passed"
+        if view.checks
+        else "checks: none ran",
         f"faults: {len(view.faults) + len(network)}"
         + (f" ({len(network)} on the network)" if network else ""),
     ]
