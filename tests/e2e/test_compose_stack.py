@@ -38,7 +38,8 @@ NETWORK = "trading-ecosystem"
 PROJECT_LABEL = f"com.docker.compose.project={PROJECT}"
 FLAGSHIP = "exchange-restart-during-trading-stack"
 PARTITION = "exchange-partition-during-trading-stack"
-PARTITION_FILE = "deploy/scenarios/exchange-partition-during-trading.yaml"
+PARTITION_NAME = "exchange-partition-during-trading"
+PARTITION_FILE = f"deploy/scenarios/{PARTITION_NAME}.yaml"
 SAMPLE_CONTAINERS = ("audit-correlator", "exchange-OKX", "trading-system-engine", "exchange-link")
 SCRAPED = {
     "test-coordinator": "test-coordinator",
@@ -115,6 +116,28 @@ def get_json(url: str, timeout_s: float = 5.0) -> Any:
         return json.loads(response.read())
 
 
+def api_json(url: str, token: str, body: Any = None, timeout_s: float = 10.0) -> Any:
+    """GET (or POST ``body``) with the bearer token; the JSON answer."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method="POST" if data else "GET")
+    request.add_header("Authorization", f"Bearer {token}")
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        return json.loads(response.read())
+
+
+def wait_for_run(url: str, token: str) -> Any:
+    """The run once it has ended (an ended status), bounded by RUN_TIMEOUT_S."""
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while True:
+        run = api_json(url, token)
+        if run["status"] not in ("queued", "running"):
+            return run
+        assert time.monotonic() < deadline, f"the run did not end within {RUN_TIMEOUT_S} s"
+        time.sleep(0.5)  # polling the API, with a deadline
+
+
 def tail(done: subprocess.CompletedProcess[str], lines: int = 60) -> str:
     text = (done.stdout or "") + "\n" + (done.stderr or "")
     return "\n".join(text.splitlines()[-lines:])
@@ -189,6 +212,20 @@ def test_up_run_the_flagship_down(stack_env: dict[str, str], sdk: Any, tmp_path:
         with urllib.request.urlopen(request, timeout=5) as answer:
             assert "runs" in json.loads(answer.read())
 
+        # The coordinator's runs API, as a service: its library is the stack's scenarios, and
+        # the partition runs through it (trading is open after `up`).
+        api = f"http://127.0.0.1:{env['TC_HTTP_HOST_PORT']}/api/v1"
+        library = {s["name"] for s in api_json(f"{api}/scenarios", token)["scenarios"]}
+        assert {PARTITION_NAME, "exchange-restart-during-trading"} <= library, library
+        started = time.monotonic()
+        submitted = api_json(f"{api}/runs", token, {"scenario": PARTITION_NAME})
+        by_api = wait_for_run(f"{api}/runs/{submitted['run_id']}", token)
+        timings["run partition through the API"] = time.monotonic() - started
+        assert "passed" == by_api["status"], by_api
+        assert {"heal"} <= {u["action"] for u in by_api["undos"]} or any(
+            s["kind"] == "heal" and s["status"] == "passed" for s in by_api["steps"]
+        ), by_api
+
         started = time.monotonic()
         run = stack(env, "run", timeout_s=RUN_TIMEOUT_S)
         timings["run"] = time.monotonic() - started
@@ -196,7 +233,11 @@ def test_up_run_the_flagship_down(stack_env: dict[str, str], sdk: Any, tmp_path:
         assert f"PASSED {FLAGSHIP}" in run.stdout, tail(run)
 
         reports = tmp_path / "reports"
-        [journal_path] = list(reports.glob("*/journal.json"))
+        [journal_path] = [
+            path
+            for path in reports.glob("*/journal.json")
+            if json.loads(path.read_text())["scenario"] == FLAGSHIP
+        ]
         folder = journal_path.parent
         assert str(folder / "report.html") in run.stderr, "the script names the report"
         report = (folder / "report.html").read_text()
@@ -222,7 +263,7 @@ def test_up_run_the_flagship_down(stack_env: dict[str, str], sdk: Any, tmp_path:
         [cut_journal] = [
             j
             for j in (json.loads(p.read_text()) for p in reports.glob("*/journal.json"))
-            if j["scenario"] == PARTITION
+            if j["scenario"] == PARTITION and j["run_id"] != by_api["run_id"]
         ]
         assert all("passed" == c["status"] for c in cut_journal["checks"]), cut_journal["checks"]
         events = cut_journal["events"]
