@@ -96,6 +96,32 @@ def stop(process: subprocess.Popen[str]) -> None:
         process.stdout.close()
 
 
+def kill_if_running(process: subprocess.Popen[str]) -> None:
+    """A test's cleanup: the run it started is gone, its output closed."""
+    if process.poll() is None:
+        process.kill()
+        process.wait(timeout=10)
+    if process.stdout is not None:
+        process.stdout.close()
+
+
+def until_faulted(link: Link, run: subprocess.Popen[str]) -> None:
+    """Until the run has set its fault on the proxy (it must not end first), bounded."""
+    deadline = time.monotonic() + 30
+    while not faults(link):
+        assert run.poll() is None, "the run ended early"
+        assert time.monotonic() < deadline, "the fault was never set"
+        time.sleep(0.02)  # polling the proxy's state, with a deadline
+
+
+def until_healed(link: Link, what: str) -> None:
+    """Until the proxy has no fault left, bounded; ``what`` failed otherwise."""
+    deadline = time.monotonic() + 15
+    while faults(link):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)  # polling the proxy's state, with a deadline
+
+
 @pytest.fixture
 def link(tmp_path: Path) -> Iterator[Link]:
     web_port = free_port()
@@ -195,30 +221,19 @@ def test_sigkill_while_faulted_the_guard_heals_the_existing_proxy(cli: Cli, link
     path = scenario(cli, link, "killed", "  - name: hold\n    wait: 60s")
     coordinator = cli.popen("run", path)
     try:
-        deadline = time.monotonic() + 30
-        while not faults(link):
-            assert coordinator.poll() is None, "the run ended early"
-            assert time.monotonic() < deadline, "the fault was never set"
-            time.sleep(0.02)  # polling the proxy's state, with a deadline
+        until_faulted(link, coordinator)
         assert get_ms(link.link_port) >= DELAY_MS  # in effect, from the client side
 
         coordinator.send_signal(signal.SIGKILL)
         coordinator.wait(timeout=10)
-        deadline = time.monotonic() + 15
-        while faults(link):
-            assert time.monotonic() < deadline, "the guard did not heal the proxy"
-            time.sleep(0.02)  # polling the proxy's state, with a deadline
+        until_healed(link, "the guard did not heal the proxy")
 
         assert get_ms(link.link_port) < DELAY_MS / 2
         assert link.proxy.poll() is None, "the guard stopped a proxy the run did not start"
         again = cli.run("recover")
         assert 0 == again.returncode and "nothing to undo" in again.stdout, again.stdout
     finally:
-        if coordinator.poll() is None:
-            coordinator.kill()
-            coordinator.wait(timeout=10)
-        if coordinator.stdout is not None:
-            coordinator.stdout.close()
+        kill_if_running(coordinator)
 
 
 def test_a_fault_set_by_another_run_after_setup_is_not_replaced(cli: Cli, link: Link) -> None:
@@ -254,11 +269,7 @@ def test_a_fault_set_by_another_run_after_setup_is_not_replaced(cli: Cli, link: 
         output = second.stdout.read()
         assert 3 == second.wait(timeout=30), output
     finally:
-        if second.poll() is None:
-            second.kill()
-            second.wait(timeout=10)
-        if second.stdout is not None:
-            second.stdout.close()
+        kill_if_running(second)
 
     assert "faults of another owner are set: 20991231-000000-aaaaaa-step1-web-link" in output
     assert [theirs] == faults(link), "the other run's fault was replaced or cleared"
@@ -278,11 +289,7 @@ def test_a_heal_the_proxy_cannot_answer_is_an_infrastructure_error_not_a_crash(
     path.write_text(path.read_text().replace("  - name: through the slow link\n" + probe, ""))
     run = cli.popen("run", str(path))
     try:
-        deadline = time.monotonic() + 30
-        while not faults(link):
-            assert run.poll() is None, "the run ended early"
-            assert time.monotonic() < deadline, "the fault was never set"
-            time.sleep(0.02)  # polling the proxy's state, with a deadline
+        until_faulted(link, run)
         link.proxy.kill()
         link.proxy.wait(timeout=10)
         go.touch()
@@ -290,11 +297,7 @@ def test_a_heal_the_proxy_cannot_answer_is_an_infrastructure_error_not_a_crash(
         output = run.stdout.read()
         assert 3 == run.wait(timeout=30), output
     finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait(timeout=10)
-        if run.stdout is not None:
-            run.stdout.close()
+        kill_if_running(run)
 
     assert "step 3 heal error" in output, output
     assert "cannot clear the network fault" in output, output
@@ -307,11 +310,7 @@ def test_the_guard_tries_a_failed_heal_again_once_the_proxy_answers(cli: Cli, li
     away = link.control.with_name("link.sock.away")
     coordinator = cli.popen("run", scenario(cli, link, "moved", "  - name: hold\n    wait: 60s"))
     try:
-        deadline = time.monotonic() + 30
-        while not faults(link):
-            assert coordinator.poll() is None, "the run ended early"
-            assert time.monotonic() < deadline, "the fault was never set"
-            time.sleep(0.02)  # polling the proxy's state, with a deadline
+        until_faulted(link, coordinator)
         link.control.rename(away)
         coordinator.send_signal(signal.SIGKILL)
         coordinator.wait(timeout=10)
@@ -324,18 +323,11 @@ def test_the_guard_tries_a_failed_heal_again_once_the_proxy_answers(cli: Cli, li
             guard_log = found[0] if found else None
         away.rename(link.control)
 
-        deadline = time.monotonic() + 15
-        while faults(link):
-            assert time.monotonic() < deadline, "the guard did not try the heal again"
-            time.sleep(0.05)  # polling the proxy's state, with a deadline
+        until_healed(link, "the guard did not try the heal again")
     finally:
         if away.exists():
             away.rename(link.control)
-        if coordinator.poll() is None:
-            coordinator.kill()
-            coordinator.wait(timeout=10)
-        if coordinator.stdout is not None:
-            coordinator.stdout.close()
+        kill_if_running(coordinator)
 
     assert "trying the failed undos" in guard_log.read_text()
     assert get_ms(link.link_port) < DELAY_MS / 2
