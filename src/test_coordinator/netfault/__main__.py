@@ -3,20 +3,23 @@
 Prints ``netfault listening on PORT`` once it accepts connections and control
 requests (PORT is the one it got when asked for 0). SIGTERM stops it (exit 0);
 an address or control socket it cannot take exits 1, bad arguments 2. Imports
-only the standard library and this package, so it starts in tens of milliseconds.
+only the standard library, this package and ``runtime.os_limits``, so it starts in
+tens of milliseconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import resource
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from test_coordinator.netfault.errors import NetfaultStartError
 from test_coordinator.netfault.server import serve
+from test_coordinator.runtime.os_limits import allow_open_files
+
+OPEN_FILES = 1 << 20
 
 
 def fast_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -30,21 +33,6 @@ def fast_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
         return None
     return uvloop.new_event_loop
-
-
-def raise_descriptor_limit(cap: int = 1 << 20) -> int:
-    """Raise the soft limit on open files to the hard one (at most ``cap``): every
-    connection through the proxy costs two, and containers start with a soft limit
-    of 1024. The limit now in force."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = cap if hard == resource.RLIM_INFINITY else min(hard, cap)
-    if wanted > soft:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-        except (OSError, ValueError):
-            return soft
-        return wanted
-    return soft
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -66,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--upstream", required=True, type=parse_address, help="HOST:PORT")
     parser.add_argument("--control", required=True, type=Path, help="Unix socket path")
     args = parser.parse_args(argv)
-    raise_descriptor_limit()
+    # Every connection through the proxy costs two descriptors, and containers start
+    # processes with a soft limit of 1024: up to the hard limit.
+    allow_open_files(OPEN_FILES)
     try:
         with asyncio.Runner(loop_factory=fast_loop_factory()) as runner:
             runner.run(serve(args.listen, args.upstream, args.control))

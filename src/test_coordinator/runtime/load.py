@@ -25,7 +25,6 @@ word why it failed: ``refused``, ``reset``, ``timeout``, ``status N``,
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import time
 from collections import Counter
@@ -42,6 +41,7 @@ from test_coordinator.runtime.load_loop import (
     Outcome,
 )
 from test_coordinator.runtime.load_tcp import TcpTarget
+from test_coordinator.runtime.os_limits import allow_open_files
 
 __all__ = [
     "CommandTarget",
@@ -134,22 +134,6 @@ def summarize(
     )
 
 
-def _allow_open_files(count: int) -> None:
-    """Raise the soft limit on open files towards ``count`` (each attempt in flight holds
-    one): a generator that runs out of descriptors would report failures of its own."""
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - not POSIX
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY or soft >= count:
-        return
-    wanted = count if hard == resource.RLIM_INFINITY else min(count, hard)
-    if wanted > soft:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-
-
 class LoadGenerator:
     """Sends to ``target`` at ``rate_per_s`` from start() until stop().
 
@@ -212,7 +196,9 @@ class LoadGenerator:
             return
         if self._origin_s is None:
             self._origin_s = time.monotonic()
-        _allow_open_files(self.max_in_flight + 64)
+        # Each attempt in flight holds a descriptor: a generator that ran out would report
+        # failures of its own.
+        allow_open_files(self.max_in_flight + 64)
         self._run = LoadRun(
             self.target,
             self.rate_per_s,
