@@ -336,6 +336,54 @@ def test_a_reader_that_stops_reading_does_not_stop_the_runs(cli: Cli) -> None:
     assert ["passed", "passed"] == [j["outcome"] for j in journals]
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_an_output_that_cannot_be_written_is_one_line_and_the_runs_go_on(cli: Cli) -> None:
+    """``run > /dev/full`` (a full disk): one line on stderr, no traceback, the run goes
+    on to its reports, and its exit code is the verdict's. A command whose output is its
+    product (validate, plan, schema, --help) says the same and exits 1."""
+    import subprocess
+
+    from e2e.cli_harness import command
+
+    for name in ("restart-recovery.yaml", "tiny_server.py"):
+        shutil.copy(EXAMPLES / name, cli.workdir / name)
+
+    def to_full_device(*args: str) -> tuple[int, str]:
+        with open("/dev/full", "w") as full:
+            done = subprocess.run(
+                [*command(), *args],
+                cwd=cli.workdir,
+                env=cli.env,
+                stdout=full,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+        return done.returncode, done.stderr
+
+    code, errors = to_full_device("run", "restart-recovery.yaml")
+
+    assert 0 == code, errors
+    assert "Traceback" not in errors, errors
+    assert 1 == errors.count("cannot write to standard output: No space left on device"), errors
+    [journal] = list((cli.workdir / "reports").glob("*/journal.json"))
+    assert "passed" == json.loads(journal.read_text())["outcome"]
+    assert (journal.parent / "report.html").is_file()
+
+    for args in (
+        ("validate", "restart-recovery.yaml"),
+        ("plan", "restart-recovery.yaml"),
+        ("schema",),
+        ("--help",),
+    ):
+        code, errors = to_full_device(*args)
+
+        assert 1 == code, (args, errors)
+        assert "Traceback" not in errors, (args, errors)
+        assert errors.startswith("test-coordinator: cannot write to standard output:"), errors
+
+
 def test_a_scenario_file_whose_name_is_not_utf8_runs_and_is_reported(cli: Cli) -> None:
     """The system gives such a name in bytes: the run passes and its reports are written
     (the name with a replacement character), instead of an internal error at the end."""

@@ -178,3 +178,38 @@ def test_the_command_runs_with_the_collector_on(monkeypatch: pytest.MonkeyPatch)
 
     assert 0 == quick_main(["validate", EXAMPLE])
     assert seen == [True]
+
+
+def test_an_interrupt_while_the_modules_load_exits_130_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C in the first tenths of a second lands in an import, before any command
+    handles it: the entry point itself answers it, as the commands do."""
+    from test_coordinator.entrypoints import cli, quick_cli
+
+    def interrupted(argv: list[str]) -> int | None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(quick_cli, "quick_main", interrupted)
+    monkeypatch.setattr(sys, "argv", ["test-coordinator", "validate", EXAMPLE])
+
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+
+    assert 130 == exited.value.code
+
+
+def test_an_error_that_is_not_about_the_output_still_shows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only an output that is gone or full is turned into one line: any other OSError is a
+    bug to see."""
+    import errno
+
+    from test_coordinator.entrypoints import cli, quick_cli
+
+    def failing(argv: list[str]) -> int | None:
+        raise OSError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(quick_cli, "quick_main", failing)
+
+    with pytest.raises(PermissionError):
+        cli.main()

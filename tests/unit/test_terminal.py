@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import io
 
+import pytest
 from rich.console import Console
 
 from test_coordinator.ports.storage import JournalEvent
@@ -65,3 +67,47 @@ def test_rich_prints_names_as_they_are_not_as_markup() -> None:
 
 def test_stdout_that_is_not_a_terminal_gets_plain_text() -> None:
     assert isinstance(terminal_for_stdout(), PlainTerminal)
+
+
+class _FullDevice(io.StringIO):
+    """An output on a full disk: every write fails with ENOSPC."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attempts = 0
+
+    def write(self, text: str) -> int:
+        self.attempts += 1
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_an_output_that_cannot_be_written_is_said_once_and_then_left_alone(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    full = _FullDevice()
+    terminal = PlainTerminal(full)
+
+    terminal.line("first")
+    terminal.line("second")
+
+    assert 1 == full.attempts
+    assert terminal.reader_gone
+    assert capsys.readouterr().err == (
+        "test-coordinator: cannot write to standard output: No space left on device; "
+        "the runs go on and write their reports\n"
+    )
+
+
+def test_a_reader_that_closed_the_pipe_is_left_alone_in_silence(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    class ClosedPipe(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    terminal = PlainTerminal(ClosedPipe())
+
+    terminal.line("first")
+
+    assert terminal.reader_gone
+    assert "" == capsys.readouterr().err

@@ -14,12 +14,34 @@ import gc
 import sys
 from typing import TYPE_CHECKING
 
+EXIT_INTERRUPTED = 130
+
 if TYPE_CHECKING:
     from test_coordinator.entrypoints.cli_app import app as app
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    An interrupt before a command has taken over its own handling (while the modules
+    load) exits with 130, and an output that cannot be written with 1 and one line on
+    standard error: never a traceback.
+    """
+    try:
+        code = _main()
+    except KeyboardInterrupt:
+        code = EXIT_INTERRUPTED
+    except OSError as exc:
+        from test_coordinator.runtime.stdout_loss import give_up_on, is_lost_output
+
+        if not is_lost_output(exc):
+            raise
+        give_up_on(sys.stdout, exc)
+        code = 1
+    sys.exit(code)
+
+
+def _main() -> int:
     from test_coordinator.entrypoints.quick_cli import quick_main
 
     code = quick_main(sys.argv[1:])
@@ -29,10 +51,11 @@ def main() -> None:
         # objects are frozen already: quick_cli). Files, the store and child processes
         # are closed or released by then.
         gc.freeze()
-        sys.exit(code)
+        return code
     from test_coordinator.entrypoints.cli_app import app
 
-    sys.exit(app())
+    app()  # exits itself (SystemExit passes through main)
+    return 0
 
 
 def __getattr__(name: str) -> object:

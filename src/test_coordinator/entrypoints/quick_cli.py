@@ -3,8 +3,9 @@
 Typer costs a command about 25 ms before it runs (its import, and a pydantic
 TypeAdapter built for each parameter). For the two commands users run most, this
 reads the arguments itself, as Typer would, and runs the same code with the same
-exit codes (130 on an interrupt, 1 on a closed pipe, as Typer's main does). Their
-start-up imports run with the garbage collector paused (:func:`_import_without_gc`).
+exit codes (130 on an interrupt, 1 on a closed pipe, as Typer's main does, and 1 on
+an output that cannot be written). Their start-up imports run with the garbage
+collector paused (:func:`_import_without_gc`).
 
 It takes only what it can read exactly as Typer does: the command, scenario paths,
 and ``--var NAME=VALUE``, ``--seed N`` and ``--reports-dir DIR`` (also written
@@ -16,7 +17,6 @@ the arguments to Typer, which answers or reports the usage error as it always ha
 
 from __future__ import annotations
 
-import errno
 import gc
 import importlib
 import os
@@ -24,9 +24,9 @@ import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO, cast
 
 from test_coordinator.entrypoints.echo import echo
+from test_coordinator.runtime.stdout_loss import give_up_on, is_lost_output
 
 EXIT_INFRASTRUCTURE = 3
 EXIT_INTERRUPTED = 130
@@ -123,10 +123,9 @@ def quick_main(argv: Sequence[str]) -> int | None:
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except OSError as exc:
-        if exc.errno != errno.EPIPE:
+        if not is_lost_output(exc):
             raise
-        sys.stdout = cast(TextIO, _PacifyFlush(sys.stdout))
-        sys.stderr = cast(TextIO, _PacifyFlush(sys.stderr))
+        give_up_on(sys.stdout, exc)
         return 1
 
 
@@ -187,21 +186,3 @@ def _readable_or_absent(path: str) -> bool:
     except ValueError:
         return False
     return os.access(path, os.R_OK)
-
-
-class _PacifyFlush:
-    """Click's PacifyFlushWrapper: a stream whose flush ignores a closed pipe (EPIPE), so
-    the interpreter's last flush at exit does not print a second error."""
-
-    def __init__(self, wrapped: Any) -> None:
-        self.wrapped = wrapped
-
-    def flush(self) -> None:
-        try:
-            self.wrapped.flush()
-        except OSError as exc:
-            if exc.errno != errno.EPIPE:
-                raise
-
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(self.wrapped, attr)

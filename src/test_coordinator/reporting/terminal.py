@@ -24,6 +24,7 @@ from test_coordinator.reporting.terminal_text import (
     summary_table,
     verdict_lines,
 )
+from test_coordinator.runtime.stdout_loss import give_up_on, is_lost_output
 
 PLAIN_WIDTH = 140
 """Columns for tables when stdout is not a terminal (CI logs are wide)."""
@@ -69,8 +70,10 @@ class PlainTerminal:
         self._write(text + "\n")
 
     def _write(self, text: str) -> None:
-        """Write, unless the reader of a pipe has gone (``| head``): then the runs go on
-        (their faults must be undone and their reports written) and nothing more is shown."""
+        """Write, unless the output is gone: a reader that closed the pipe (``| head``), a
+        full disk. The runs then go on (their faults must be undone and their reports
+        written) and nothing more is shown; a failure other than the closed pipe is said
+        once on standard error."""
         if self.reader_gone:
             return
         try:
@@ -80,9 +83,11 @@ class PlainTerminal:
                 encoding = self.stream.encoding or "ascii"
                 self.stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
             self.stream.flush()
-        except BrokenPipeError:
+        except OSError as exc:
+            if not is_lost_output(exc):
+                raise
             self.reader_gone = True
-            _silence(self.stream)
+            give_up_on(self.stream, exc, "the runs go on and write their reports")
 
     def pieces(self, pieces: Sequence[Piece]) -> None:
         self.line("".join(text for text, _ in pieces))
@@ -155,17 +160,3 @@ def print_summary(terminal: Terminal, result: RunResult, report_paths: Sequence[
         terminal.table(recoveries)
     for line in verdict_lines(result, report_paths):
         terminal.pieces(line)
-
-
-def _silence(stream: TextIO) -> None:
-    """Point ``stream``'s file at /dev/null: the interpreter's last flush at exit would
-    otherwise fail on the closed pipe again."""
-    try:
-        fileno = stream.fileno()
-    except (OSError, ValueError):
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, fileno)
-    finally:
-        os.close(devnull)
