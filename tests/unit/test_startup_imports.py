@@ -85,7 +85,7 @@ def test_the_service_on_embedded_defaults_loads_no_database_stack(tmp_path: Path
     code = (
         "import asyncio, json, sys\n"
         "from test_coordinator.config import load_settings\n"
-        "from test_coordinator.service.lifecycle import serve\n"
+        "from test_coordinator.entrypoints.serve import serve\n"
         "async def main():\n"
         "    stop = asyncio.Event()\n"
         "    task = asyncio.create_task(serve(load_settings(), stop=stop))\n"

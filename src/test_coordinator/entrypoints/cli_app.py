@@ -69,7 +69,7 @@ def serve() -> None:
     except ExposedWithoutToken as exc:
         typer.echo(f"test-coordinator: refusing to start: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
-    from test_coordinator.service.lifecycle import serve as serve_forever
+    from test_coordinator.entrypoints.serve import serve as serve_forever
 
     configure_logging(settings)
     try:

@@ -1,1 +1,2 @@
-"""The long-running service: its state and its lifecycle."""
+"""The long-running service: its runs manager, its state and HTTP serving (wired in
+entrypoints.serve)."""
