@@ -61,6 +61,21 @@ def docker_host_candidates() -> list[str]:
     ]
 
 
+def _unix_socket_refuses(url: str) -> str | None:
+    """Why nothing answers on a ``unix://`` engine address, or None. Asked with a socket
+    of our own: the Docker SDK leaves the socket of a failed connect unclosed, and its
+    ResourceWarning would fail whichever test the collector happens to run in."""
+    if not url.startswith("unix://"):
+        return None
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(5)
+        try:
+            probe.connect(url.removeprefix("unix://"))
+        except OSError as exc:
+            return exc.strerror or type(exc).__name__
+    return None
+
+
 @pytest.fixture(scope="session")
 def docker_host() -> str:
     """A Docker Engine API that answers (``scripts/docker-engine.sh`` starts one); the
@@ -69,6 +84,10 @@ def docker_host() -> str:
 
     problems = []
     for url in docker_host_candidates():
+        refused = _unix_socket_refuses(url)
+        if refused is not None:
+            problems.append(f"{url}: {refused}")
+            continue
         try:
             client = docker.DockerClient(base_url=url, timeout=5)
             try:
