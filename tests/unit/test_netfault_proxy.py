@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from support.polling import eventually
+from test_coordinator.netfault import proxy as proxy_module
 from test_coordinator.netfault.link import WRITE_HIGH_WATER
 from test_coordinator.netfault.model import (
     Bandwidth,
@@ -501,24 +502,51 @@ async def test_partition_both_ways_stalls_open_and_new_connections_and_heals_wit
     assert stats.connections == 2
 
 
-async def test_clients_that_give_up_during_a_partition_are_freed_not_held_until_it_heals(
+async def test_a_request_half_closed_during_a_partition_is_held_and_answered_after_it(
     proxy: NetfaultProxy, upstream: Upstream, connect: Callable[[int], asyncio.Future[Client]]
 ) -> None:
-    """A client retrying through a long partition opens connection after connection; each
-    one it closes is let go at once (else the proxy runs out of descriptors)."""
+    """A client that sends its request and shuts down its writing waits for the answer: the
+    partition keeps it in silence (no end of stream comes back), and the request, then its
+    end of stream, reach the server when the partition heals."""
+    upstream.mode = "answer_at_eof"
     proxy.set_fault("cut", Partition())
-    for _ in range(50):
+    client = await connect(proxy.port)
+    client.writer.write(b"request")
+    client.writer.write_eof()
+
+    assert await client.nothing_arrives()
+    assert upstream.accepted == 0
+    proxy.clear_fault("cut")
+
+    assert await asyncio.wait_for(client.reader.read(), 5.0) == b"got 7 bytes"
+    assert bytes(upstream.received) == b"request"
+
+
+async def test_past_a_bound_the_oldest_ended_connections_a_partition_holds_are_let_go(
+    proxy: NetfaultProxy,
+    upstream: Upstream,
+    connect: Callable[[int], asyncio.Future[Client]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A client retrying through a long partition opens connection after connection and
+    closes each: from the proxy that looks like a half-close, so they are kept, but only
+    up to a bound, the oldest let go (else the proxy runs out of descriptors)."""
+    monkeypatch.setattr(proxy_module, "HELD_ENDED_MAX", 3)
+    proxy.set_fault("cut", Partition())
+    for attempt in range(8):
         gave_up = await connect(proxy.port)
-        gave_up.writer.write(b"GET / HTTP/1.1\r\n\r\n")
+        gave_up.writer.write(b"%d" % attempt)
         await gave_up.close()
     still_waiting = await connect(proxy.port)
     still_waiting.writer.write(b"new")
 
-    await eventually(lambda: proxy.stats()["connections_held"] == 1, what="only one held")
+    await eventually(lambda: proxy.stats()["connections_held"] == 4, what="3 ended and 1 held")
+    assert proxy.stats()["connections_held_ended"] == 3
     stats = proxy.clear_fault("cut")
     assert await asyncio.wait_for(still_waiting.reader.readexactly(3), 5.0) == b"new"
-    assert upstream.accepted == 1  # the ones that gave up never reached it
-    assert stats is not None and stats.connections == 51
+    await eventually(lambda: upstream.accepted == 4, what="the 3 kept and the waiting one")
+    assert sorted(bytes(upstream.received).replace(b"new", b"")) == sorted(b"567")
+    assert stats is not None and stats.connections == 9
 
 
 async def test_partition_upstream_only_lets_the_server_still_talk(

@@ -159,13 +159,9 @@ class ClientSide(_Side):
 
     def eof_received(self) -> bool:
         link = self.link
+        link.up.feed_eof()  # passed on after what came before it, once there is an upstream
         if link.upstream is None and self.proxy.holds(link):
-            # It gave up while a partition kept it from the upstream, which never heard of
-            # it: free it now (a client retrying through a long partition would otherwise
-            # pile up connections until the proxy runs out of descriptors).
-            link.close()
-            return False
-        link.up.feed_eof()
+            self.proxy.held_ended(link)
         return True
 
     def pause_writing(self) -> None:

@@ -27,6 +27,9 @@ from test_coordinator.netfault.timers import make_timers
 
 MAX_FAULT_ID = 200
 READ_SIZE = 256 * 1024
+HELD_ENDED_MAX = 1024
+"""Connections a partition holds that sent their end of stream, kept at most (the oldest
+beyond are let go)."""
 
 _LENT_LIMIT = 8
 """Read buffers lent to transports that the proxy keeps track of, to read into again."""
@@ -52,6 +55,7 @@ class NetfaultProxy:
         self.last_upstream_error: str | None = None
         self.links: set[Link] = set()
         self._held: set[Link] = set()  # accepted during a partition, not yet connected upstream
+        self._held_ended: dict[Link, None] = {}  # ... that sent their end of stream, oldest first
         self._faults: dict[str, ActiveFault] = {}
         self._pulses: dict[str, PulseDriver] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -157,6 +161,7 @@ class NetfaultProxy:
             for link in list(self._held):
                 self._reset(link, connect.reset)
         elif not connect.hold_new:
+            self._held_ended.clear()
             for link in list(self._held):
                 self._held.discard(link)
                 self.links.add(link)
@@ -201,9 +206,25 @@ class NetfaultProxy:
         """Whether a partition keeps ``link`` from connecting upstream."""
         return link in self._held
 
+    def held_ended(self, link: Link) -> None:
+        """A connection a partition holds sent its end of stream.
+
+        It is kept, silent, as the partition keeps every connection: a client that
+        half-closed (sent its request, then shut down its writing) waits for an answer,
+        and its request and end of stream go upstream when the partition heals. A client
+        that closed and went looks the same from here, so past HELD_ENDED_MAX such
+        connections the oldest is let go: clients retrying through a long partition
+        cannot exhaust the proxy's descriptors.
+        """
+        ended = self._held_ended
+        ended[link] = None
+        while len(ended) > HELD_ENDED_MAX:
+            next(iter(ended)).close()  # forget() takes it out
+
     def forget(self, link: Link) -> None:
         self.links.discard(link)
         self._held.discard(link)
+        self._held_ended.pop(link, None)
 
     def upstream_failed(self, link: Link, exc: BaseException) -> None:
         """The upstream could not be reached: the client gets an RST (the nearest to a refusal)."""
@@ -239,6 +260,7 @@ class NetfaultProxy:
             "connections_accepted": self.accepted,
             "connections_open": len(every),
             "connections_held": len(self._held),
+            "connections_held_ended": len(self._held_ended),
             "bytes_upstream": self.bytes_in[0],
             "bytes_downstream": self.bytes_in[1],
             "buffered_bytes": sum(link.buffered_bytes for link in every),
