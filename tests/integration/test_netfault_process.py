@@ -8,6 +8,7 @@ import contextlib
 import json
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -236,6 +237,7 @@ async def test_the_faults_act_the_same_on_the_process_event_loop(proxy: ProxyPro
         "eofs_delayed": 2,
         "resets": 0,
         "closes": 0,
+        "refusing_ms": 0,
     }
 
 
@@ -359,3 +361,43 @@ async def test_it_raises_its_open_files_limit_to_the_hard_one(short_dir: Path) -
 
     expected = 1 << 20 if hard == resource.RLIM_INFINITY else min(hard, 1 << 20)
     assert expected == soft
+
+
+async def test_a_cleared_refuse_is_answered_once_the_proxy_listens_again(
+    proxy: ProxyProcess,
+) -> None:
+    """Whoever heals a refuse can connect the moment the clear is answered: the undo is
+    seen done, not promised (it was answered before the reopening, 34 times in 50)."""
+    for cycle in range(30):
+        await proxy.control.set(f"no-{cycle}", Refuse())
+        stats = await proxy.control.clear(f"no-{cycle}")
+
+        connection = await Connection.open(proxy.port)  # ConnectionRefusedError otherwise
+        await connection.close()
+        assert stats is not None and stats["refusing_ms"] >= 1
+
+
+async def test_a_refuse_healed_while_another_process_took_the_port_is_not_healed(
+    proxy: ProxyProcess, short_dir: Path
+) -> None:
+    """The port a refuse freed can be taken (another run's ports: allocation): the heal
+    then fails saying why, and succeeds once the proxy could listen again."""
+    from test_coordinator.netfault.heal import HealFailed, heal
+
+    await proxy.control.set("no", Refuse())
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    squatter.bind(("127.0.0.1", proxy.port))
+    squatter.listen()
+    try:
+        with pytest.raises(HealFailed, match=r"does not listen: .*Address already in use"):
+            await heal(proxy.control.path, "no", proxy_gone=False)
+    finally:
+        squatter.close()
+
+    async def listening() -> bool:
+        return (await proxy.control.state())["listening"] is True
+
+    await eventually(listening, timeout_s=5.0, what="the proxy listening again")
+    healed = await heal(proxy.control.path, "no", proxy_gone=False)
+    assert "already cleared" in healed.detail

@@ -380,10 +380,14 @@ async def test_refuse_makes_the_kernel_refuse_new_connections_while_open_ones_go
     with pytest.raises(ConnectionRefusedError):
         await connect(proxy.port)
     await open_one.round_trip()
-    proxy.clear_fault("no")
+    stats = proxy.clear_fault("no")
+    await proxy.listening_settled(5.0)
 
-    await eventually(lambda: proxy.state()["listening"] is True, what="listening again")
+    assert proxy.state()["listening"] is True
     await (await connect(proxy.port)).round_trip()
+    assert stats is not None
+    assert stats.connections == 0  # the kernel refused the connect: the proxy never saw it
+    assert stats.refusing_ms >= 1  # ... but it did keep the port from listening
 
 
 async def test_blackhole_swallows_bytes_and_keeps_the_connection_open(
@@ -598,6 +602,7 @@ async def test_a_fault_that_touched_nothing_reads_zero(
         "eofs_delayed": 0,
         "resets": 0,
         "closes": 0,
+        "refusing_ms": 0,
     }
     assert stats == {"idle": zeros, "zero": zeros}
     proxy.clear_fault("idle")

@@ -21,6 +21,8 @@ class FaultStats:
     eofs_delayed: int = 0  # ends of stream it held back (slow_close)
     resets: int = 0  # connections it reset (reset, connection_loss)
     closes: int = 0  # connections it closed (connection_loss how=close)
+    refusing_ms: int = 0  # how long it kept the proxy from listening (refuse): the kernel
+    # refuses the connects then, and the proxy does not see them to count them
 
     def to_json(self) -> dict[str, int]:
         return asdict(self)

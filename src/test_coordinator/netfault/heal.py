@@ -32,17 +32,24 @@ class Healed:
 
 
 def describe_stats(stats: Mapping[str, int]) -> str:
-    """``acted on 3 connections: 4500 bytes delayed`` or ``touched nothing``."""
+    """``acted on 3 connections: 4500 bytes delayed``, ``refused new connections for
+    1200 ms`` or ``touched nothing``."""
     if not any(stats.values()):
         return "touched nothing"
-    rest = [
-        f"{value} {name.replace('_', ' ')}"
-        for name, value in stats.items()
-        if value and name != "connections"
-    ]
-    return f"acted on {stats.get('connections', 0)} connections" + (
-        f": {', '.join(rest)}" if rest else ""
-    )
+    said = []
+    if stats.get("connections") or not stats.get("refusing_ms"):
+        rest = [
+            f"{value} {name.replace('_', ' ')}"
+            for name, value in stats.items()
+            if value and name not in ("connections", "refusing_ms")
+        ]
+        said.append(
+            f"acted on {stats.get('connections', 0)} connections"
+            + (f": {', '.join(rest)}" if rest else "")
+        )
+    if stats.get("refusing_ms"):
+        said.append(f"refused new connections for {stats['refusing_ms']} ms")
+    return "; ".join(said)
 
 
 async def heal(control: Path, fault_id: str, *, proxy_gone: bool) -> Healed:
@@ -61,8 +68,14 @@ async def heal(control: Path, fault_id: str, *, proxy_gone: bool) -> Healed:
         raise HealFailed(f"cannot clear network fault {fault_id}: {exc}") from None
     except NetfaultRejected as exc:
         raise HealFailed(f"the proxy refused to clear network fault {fault_id}: {exc}") from None
-    if any(_id_of(fault) == fault_id for fault in state.get("faults") or ()):
+    faults = state.get("faults") or ()
+    if any(_id_of(fault) == fault_id for fault in faults):
         raise HealFailed(f"network fault {fault_id} is still set after clearing it")
+    if state.get("listening") is False and not any(_kind_of(f) == "refuse" for f in faults):
+        reason = state.get("listen_error") or "no reason given"
+        raise HealFailed(
+            f"network fault {fault_id} is cleared, but the proxy does not listen: {reason}"
+        )
     if stats is None:
         return Healed(f"network fault {fault_id} was already cleared", None)
     return Healed(f"network fault {fault_id} cleared; it {describe_stats(stats)}", stats)
@@ -70,3 +83,8 @@ async def heal(control: Path, fault_id: str, *, proxy_gone: bool) -> Healed:
 
 def _id_of(fault: Any) -> object:
     return fault.get("id") if isinstance(fault, Mapping) else None
+
+
+def _kind_of(fault: Any) -> object:
+    spec = fault.get("fault") if isinstance(fault, Mapping) else None
+    return spec.get("kind") if isinstance(spec, Mapping) else None

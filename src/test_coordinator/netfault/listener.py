@@ -61,6 +61,13 @@ class Listener:
         elif self._server is None and self._reopening is None:
             self._reopening = self._loop.create_task(self._reopen())
 
+    async def reopened(self, timeout_s: float) -> None:
+        """Wait, up to ``timeout_s``, for a reopening under way (none: return at once)."""
+        reopening = self._reopening
+        if reopening is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(reopening), timeout_s)
+
     async def close(self) -> None:
         self._wanted = False
         if self._reopening is not None:

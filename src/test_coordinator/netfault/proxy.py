@@ -57,6 +57,8 @@ class NetfaultProxy:
         self._held: set[Link] = set()  # accepted during a partition, not yet connected upstream
         self._held_ended: dict[Link, None] = {}  # ... that sent their end of stream, oldest first
         self._faults: dict[str, ActiveFault] = {}
+        self._refusing: tuple[ActiveFault, ...] = ()  # the refuse faults acting now ...
+        self._refusing_since = 0.0  # ... since then (loop time)
         self._pulses: dict[str, PulseDriver] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._listener = Listener(self.loop, listen[0], listen[1], lambda: ClientSide(self))
@@ -152,6 +154,7 @@ class NetfaultProxy:
 
     def _apply(self, plans: Plans, flows_changed: bool) -> None:
         connect = plans.connect
+        self._count_refusing(connect.refuse)
         for link in list(self.links):
             if connect.reset:
                 self._reset(link, connect.reset)
@@ -171,6 +174,18 @@ class NetfaultProxy:
                 for entry in connect.hold_new:
                     entry.touch(link.touched)
         self._listener.want(not connect.refuse)
+
+    def _count_refusing(self, refusing: tuple[ActiveFault, ...]) -> None:
+        """Add the time since the last change to each refuse fault that acted in it."""
+        now = self.loop.time()
+        elapsed_ms = round((now - self._refusing_since) * 1000)
+        for entry in self._refusing:
+            entry.stats.refusing_ms += max(elapsed_ms, 1)
+        self._refusing, self._refusing_since = refusing, now
+
+    async def listening_settled(self, timeout_s: float) -> None:
+        """Wait, up to ``timeout_s``, for the listening socket a cleared refuse reopens."""
+        await self._listener.reopened(timeout_s)
 
     # --- connections ----------------------------------------------------------------
 

@@ -22,6 +22,8 @@ from test_coordinator.netfault.paths import in_run_folder
 from test_coordinator.netfault.proxy import NetfaultProxy
 
 CONTROL_LINE_LIMIT = 64 * 1024
+RELISTEN_WAIT_S = 1.0
+"""How long a request that cleared a refuse waits for the proxy to listen again."""
 
 
 def _print_now(line: str) -> None:
@@ -103,7 +105,11 @@ class ControlServer:
                 if not line:
                     break
                 if line.strip():
-                    writer.write(encode_reply(handle_request(self.proxy, line)))
+                    reply = handle_request(self.proxy, line)
+                    # A cleared refuse is answered once the proxy listens again (or says
+                    # why it cannot): whoever heals sees the port restored, not a promise.
+                    await self.proxy.listening_settled(RELISTEN_WAIT_S)
+                    writer.write(encode_reply(reply))
                     await writer.drain()
         except OSError:
             pass  # the client went away
