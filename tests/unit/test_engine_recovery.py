@@ -120,6 +120,32 @@ async def test_kill_with_a_stopping_signal_registers_a_resume(tmp_path: Path) ->
     assert ("start", "api") not in h.backend.calls[2:]
 
 
+async def test_a_stopping_signal_is_a_fault_measured_like_a_pause(tmp_path: Path) -> None:
+    """kill with SIGSTOP freezes the service as pause does: its recovery is measured to the
+    same process's first healthy answer after the resume, and judged by recovery_time."""
+    h = harness()
+
+    result = await run_scenario(
+        scenario(
+            """
+            steps:
+              - {kill: api, signal: SIGSTOP}
+              - wait: 30ms
+              - resume: api
+            checks:
+              - recovery_time: {service: api, max: 5s}
+            """
+        ),
+        h.deps,
+        RunOptions("r", 1, tmp_path),
+    )
+
+    assert Outcome.PASSED == result.outcome, result.reason
+    [recovery] = result.recoveries
+    assert "kill SIGSTOP" == recovery.fault
+    assert recovery.recovery_ms is not None and recovery.recovery_ms >= 30
+
+
 async def test_kill_with_a_handled_signal_still_registers_its_undo(tmp_path: Path) -> None:
     h = harness()
 

@@ -8,7 +8,9 @@ Undo by signal:
 
 After SIGKILL, SIGTERM, SIGINT or SIGQUIT the step waits until the target has
 exited, and its recovery is measured (from the signal to the first healthy
-probe of a new incarnation, once something starts it again).
+probe of a new incarnation, once something starts it again). A stopping signal
+is a ``pause``: its recovery is measured to the first healthy probe of the same
+process, once something resumes it.
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ async def inject(ctx: RunContext, step_id: str, step: KillStep, targets: tuple[s
 
     signum = signals.Signals[step.signal]
     terminating = step.signal in TERMINATING_SIGNALS
-    undo = UndoKind.RESUME if step.signal in STOPPING_SIGNALS else UndoKind.START
+    stopping = step.signal in STOPPING_SIGNALS
+    undo = UndoKind.RESUME if stopping else UndoKind.START
     fault = f"kill {step.signal}"
 
     async def kill(service: str) -> None:
@@ -64,8 +67,8 @@ async def inject(ctx: RunContext, step_id: str, step: KillStep, targets: tuple[s
             undo=undo,
             fault=fault,
             act=act,
-            new_process=True,
-            measured=terminating,
+            new_process=not stopping,
+            measured=terminating or stopping,  # a stopped process is a pause
         )
 
     await on_each(targets, kill)
