@@ -251,6 +251,31 @@ def test_sigterm_interrupts_undoes_and_exits_130(cli: Cli, example: Callable[[st
             kill_group(pid)
 
 
+def test_ctrl_z_does_not_suspend_a_run_with_its_faults_in_place(
+    cli: Cli, example: Callable[[str], str]
+) -> None:
+    """SIGTSTP (Ctrl-Z) would leave the paused service paused for as long as the shell
+    keeps the coordinator stopped: the run says so and goes on."""
+    tag = f"tstp-{uuid.uuid4().hex[:8]}"
+    coordinator = cli.popen(
+        "run", example("pause-resume.yaml"), "--var", "hold=1s", "--var", f"tag={tag}"
+    )
+    try:
+        wait_for(lambda: any(state(p) == "T" for p in pids_with_arg(tag)), "the pause")
+        coordinator.send_signal(signal.SIGTSTP)
+        output, _ = coordinator.communicate(timeout=30)
+
+        assert 0 == coordinator.returncode, output
+        assert "SIGTSTP: a run is not suspended" in output
+        assert "passed" == journal_of(cli)["outcome"]
+    finally:
+        if coordinator.poll() is None:
+            coordinator.kill()
+            coordinator.communicate(timeout=10)
+        for pid in pids_with_arg(tag):
+            kill_group(pid)
+
+
 def test_validate_reports_every_problem_with_lines(cli: Cli) -> None:
     scenario = cli.workdir / "typo.yaml"
     scenario.write_text(

@@ -220,10 +220,20 @@ async def _run_all(
         if current and not current[0].interrupt(name):
             terminal.line(f"{name}: still undoing faults and stopping services; please wait")
 
+    def on_suspend() -> None:
+        terminal.line(
+            "SIGTSTP: a run is not suspended, since its faults would stay in place; "
+            "Ctrl-C stops it and undoes them"
+        )
+
     installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig, handler, args in (
+        (signal.SIGINT, on_signal, (signal.SIGINT.name,)),
+        (signal.SIGTERM, on_signal, (signal.SIGTERM.name,)),
+        (signal.SIGTSTP, on_suspend, ()),
+    ):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, on_signal, sig.name)
+            loop.add_signal_handler(sig, handler, *args)
             installed.append(sig)
     try:
         for item in validated:
