@@ -26,6 +26,8 @@ from test_coordinator import package_version
 from test_coordinator.domain.identity import NAME_RULE, ServiceIdentity, check_name
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_POSTGRES_SCHEMES = ("postgres", "postgresql", "postgresql+asyncpg")
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 class Environment(StrEnum):
@@ -106,6 +108,16 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("postgres_url")
+    @classmethod
+    def _postgres_scheme(cls, value: str | None) -> str | None:
+        return _with_scheme(value, _POSTGRES_SCHEMES, "postgresql://… or postgresql+asyncpg://…")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        return _with_scheme(value, _REDIS_SCHEMES, "redis://…, rediss://… or unix://…")
 
     @field_validator("api_token", mode="before")
     @classmethod
@@ -198,3 +210,15 @@ def _describe(exc: ValidationError) -> str:
             message = message.replace("name ", "", 1)
         problems.append(f"{variable}: {message}")
     return "; ".join(problems)
+
+
+def _with_scheme(value: str | None, schemes: tuple[str, ...], allowed: str) -> str | None:
+    """``value`` (a URL, or unset) if its scheme is one of ``schemes``. The message names
+    the scheme only: the rest of a URL may hold a password."""
+    if value is None:
+        return None
+    scheme, separator, _ = value.partition("://")
+    if not separator or scheme.lower() not in schemes:
+        shown = f"scheme {scheme!r}" if separator else "a URL without a scheme"
+        raise ValueError(f"{shown} is not allowed; allowed: {allowed}")
+    return value

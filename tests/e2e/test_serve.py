@@ -93,7 +93,13 @@ def test_sigterm_stops_both_servers_within_ten_seconds(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("LOG_LEVEL", "loud"), ("SERVICE_INSTANCE_NAME", "bad name!"), ("HTTP_PORT", "x")],
+    [
+        ("LOG_LEVEL", "loud"),
+        ("SERVICE_INSTANCE_NAME", "bad name!"),
+        ("HTTP_PORT", "x"),
+        ("POSTGRES_URL", "mysql://x"),
+        ("REDIS_URL", "http://x"),
+    ],
 )
 def test_invalid_setting_is_one_line_and_exit_code_2(
     tmp_path: Path, variable: str, value: str
@@ -125,6 +131,30 @@ def test_json_logs_in_docker_environment_carry_identity(tmp_path: Path) -> None:
         assert record["service_name"] == "test-coordinator"
         assert record["instance_name"] == "test-coordinator"
         assert record["environment"] == "docker"
+
+
+def test_a_data_dir_that_cannot_hold_the_store_is_one_line_and_exit_code_3(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    result = subprocess.run(
+        [sys.executable, "-m", "test_coordinator", "serve"],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HTTP_PORT": str(free_port()),
+            "GRPC_PORT": str(free_port()),
+            "DATA_DIR": str(tmp_path / "a-file" / "data"),
+            "LOG_LEVEL": "ERROR",
+        },
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert result.returncode == 3, result.stderr
+    assert "cannot start: the run store cannot be opened:" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
 
 
 def test_taken_port_is_one_line_and_exit_code_3(tmp_path: Path) -> None:

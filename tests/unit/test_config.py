@@ -84,6 +84,13 @@ def test_dotenv_file_is_read(tmp_path: Path) -> None:
         ("ENVIRONMENT", "staging", "ENVIRONMENT: 'staging' is not allowed; allowed: development"),
         ("HTTP_PORT", "eighty", "HTTP_PORT: "),
         ("POSTGRES_SCHEMA", "Bad-Schema", "POSTGRES_SCHEMA: 'Bad-Schema' is not a PostgreSQL"),
+        (
+            "POSTGRES_URL",
+            "mysql://u:secret@h/db",
+            "POSTGRES_URL: scheme 'mysql' is not allowed; allowed: postgresql://",
+        ),
+        ("REDIS_URL", "http://x", "REDIS_URL: scheme 'http' is not allowed; allowed: redis://"),
+        ("REDIS_URL", "localhost:6379", "REDIS_URL: a URL without a scheme is not allowed"),
     ],
 )
 def test_invalid_values_give_one_line_naming_the_variable(
@@ -97,6 +104,7 @@ def test_invalid_values_give_one_line_naming_the_variable(
     message = str(caught.value)
     assert message.startswith(expected)
     assert "\n" not in message
+    assert "secret" not in message  # a URL may carry a password
 
 
 def test_reserved_instance_name_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -163,6 +163,7 @@ async def test_set_state_clear_through_requests(proxy: NetfaultProxy) -> None:
                 "eofs_delayed": 0,
                 "resets": 0,
                 "closes": 0,
+                "refusing_ms": 0,
             },
         }
     ]
@@ -174,6 +175,7 @@ async def test_set_state_clear_through_requests(proxy: NetfaultProxy) -> None:
         "eofs_delayed": 0,
         "resets": 0,
         "closes": 0,
+        "refusing_ms": 0,
     }
     assert again == {"ok": True, "id": "f1", "cleared": False}
 

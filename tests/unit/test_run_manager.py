@@ -322,6 +322,27 @@ async def test_what_cannot_run_is_refused_before_it_is_queued(
     assert RunStatus.QUEUED == accepted.record.status
 
 
+async def test_with_no_queue_a_run_starts_in_a_free_slot_and_none_waits(
+    tmp_path: Path, library: ScenarioLibrary
+) -> None:
+    """MAX_QUEUED_RUNS=0: a run is accepted while a slot is free, refused once none is."""
+    manager, engine, _ = make_manager(tmp_path, library, max_running=1, max_queued=0)
+    manager.start()
+    try:
+        first = (await manager.submit(RunRequest(scenario="one"))).record.run_id
+        await eventually(lambda: len(engine.running) == 1, timeout_s=5, what="it runs")
+
+        with pytest.raises(QueueFull, match="the queue is full: 0 runs wait"):
+            await manager.submit(RunRequest(scenario="one"))
+        engine.finish(first)
+        await asyncio.wait_for(manager.wait(first), 5)
+        second = (await manager.submit(RunRequest(scenario="one"))).record.run_id
+        engine.finish(second)
+        await asyncio.wait_for(manager.wait(second), 5)
+    finally:
+        await manager.close(5.0)
+
+
 async def test_submissions_at_the_same_moment_never_overfill_the_queue(
     parts: tuple[RunManager, StandInEngine, InMemoryRunStore],
 ) -> None:

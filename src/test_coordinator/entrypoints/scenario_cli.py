@@ -77,7 +77,7 @@ def run(
         Path, typer.Option("--reports-dir", help="Where reports/<run-id>/ folders go.")
     ] = Path("reports"),
 ) -> None:
-    """Run scenarios: live progress, a summary table, reports in REPORTS_DIR/<run-id>/."""
+    """Run scenarios: live progress, a summary table, reports in --reports-dir/<run-id>/."""
     from test_coordinator.entrypoints.quick_cli import run_scenarios
 
     raise typer.Exit(run_scenarios(paths, parse_vars(var), seed, reports_dir))

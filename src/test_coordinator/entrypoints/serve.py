@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import sqlite3
 from dataclasses import dataclass
 
 import uvicorn
@@ -32,6 +33,7 @@ from test_coordinator.ports.availability import DependencyUnavailable
 from test_coordinator.ports.registry import ServiceRecord, ServiceRegistry
 from test_coordinator.service.http_serving import (
     QuietSignalsServer,
+    StartupError,
     listen,
     stop_on_signals,
     wait_for_stop,
@@ -71,8 +73,14 @@ async def _serve_until(settings: Settings, stop: asyncio.Event) -> None:
             "version": settings.version,
         }
     )
-    adapter = DataAdapter.from_settings(settings)
-    await adapter.start()
+    try:
+        adapter = DataAdapter.from_settings(settings)
+        await adapter.start()
+    except (OSError, sqlite3.Error) as exc:
+        # A server that is down is not one of these (the adapter buffers for it): this is
+        # a DATA_DIR that cannot hold the store (the URLs' schemes are checked with the
+        # settings).
+        raise StartupError(f"the run store cannot be opened: {exc}") from None
     await _recover_leftovers(adapter)
     async with contextlib.AsyncExitStack() as resources:
         manager = await _run_manager(settings, adapter, metrics, resources)

@@ -230,7 +230,11 @@ class RunManager:
             raise ServiceStopping("the service is stopping")
         loop = asyncio.get_running_loop()
         loaded = await loop.run_in_executor(self._validation, self._validate, request)
-        if len(self._queued) + self._reserved >= self.max_queued:
+        # A run passes through the queue even when a slot is free: only the runs beyond
+        # the free slots wait, and MAX_QUEUED_RUNS bounds those (0: none waits).
+        waiting = len(self._queued) + self._reserved
+        free_slots = max(0, self.max_running - len(self._running))
+        if waiting - free_slots >= self.max_queued:
             raise QueueFull(
                 f"the queue is full: {len(self._queued)} runs wait (MAX_QUEUED_RUNS "
                 f"{self.max_queued}), {len(self._running)} run; try again later"
