@@ -146,3 +146,22 @@ async def test_an_undo_that_failed_is_tried_again_only_when_recover_is_asked_to(
     assert h.store.undos["r1-u1"].status is UndoStatus.DONE
     assert retried.aborted_runs == ()  # it had ended already: its status stays
     assert h.store.runs["r1"].status is RunStatus.ABORTED
+
+
+async def test_a_run_another_process_is_recovering_is_left_to_it() -> None:
+    """Two recoverers at once (the guard, recover, a starting run): one undoes the run and
+    writes its reports; the other says so and touches nothing."""
+    from test_coordinator.runtime.run_claim import claim_run
+
+    h = harness()
+    await h.store.save_run(queued("q1", coordinator=dead_coordinator()))
+
+    with claim_run("q1") as claimed:
+        assert claimed
+        report = await recover_runs(h.store, h.deps, wall_clock_ms=lambda: NOW_MS)
+
+    assert report.skipped == ("run q1: another process is recovering it",)
+    assert report.aborted_runs == ()
+    assert h.store.runs["q1"].status is RunStatus.QUEUED
+    again = await recover_runs(h.store, h.deps, wall_clock_ms=lambda: NOW_MS)
+    assert again.aborted_runs == ("q1",)

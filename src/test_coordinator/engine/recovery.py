@@ -45,6 +45,7 @@ from test_coordinator.ports.storage import (
     UndoRecord,
     UndoStatus,
 )
+from test_coordinator.runtime.run_claim import claim_run
 from test_coordinator.targets.port import RunScope, TargetSpec
 
 log = logging.getLogger(__name__)
@@ -118,24 +119,32 @@ async def recover_runs(
             skipped.append(f"run {run_id}: {why_not}")
 
     undone: list[LeftoverUndo] = []
-    for run_id in sorted(orphaned):
-        records = sorted(
-            (u for u in pending if u.run_id == run_id),
-            key=lambda u: (u.created_at_ms, u.undo_id),
-        )
-        results = await _undo_run(store, deps, run_id, records)
-        undone += [
-            LeftoverUndo(run_id, r.undo_id, r.service, r.action, UndoStatus(r.status), r.detail)
-            for r in results
-        ]
-
     aborted = []
     for run_id in sorted(orphaned):
-        run = runs.get(run_id)
-        if run is None or run.status not in UNFINISHED:
-            continue
-        await _mark_aborted(store, run, [u for u in undone if u.run_id == run_id], wall_clock_ms())
-        aborted.append(run_id)
+        with claim_run(run_id) as claimed:
+            if not claimed:
+                skipped.append(f"run {run_id}: another process is recovering it")
+                continue
+            # Looked at again under the claim: another recoverer may have finished it.
+            records = sorted(
+                (
+                    u
+                    for u in await store.pending_undos(include_failed=retry_failed)
+                    if u.run_id == run_id
+                ),
+                key=lambda u: (u.created_at_ms, u.undo_id),
+            )
+            results = await _undo_run(store, deps, run_id, records)
+            done = [
+                LeftoverUndo(run_id, r.undo_id, r.service, r.action, UndoStatus(r.status), r.detail)
+                for r in results
+            ]
+            undone += done
+            run = await store.get_run(run_id)
+            if run is None or run.status not in UNFINISHED:
+                continue
+            await _mark_aborted(store, run, done, wall_clock_ms())
+            aborted.append(run_id)
     return RecoveryReport(tuple(undone), tuple(aborted), tuple(skipped))
 
 
