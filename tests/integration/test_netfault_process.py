@@ -401,3 +401,31 @@ async def test_a_refuse_healed_while_another_process_took_the_port_is_not_healed
     await eventually(listening, timeout_s=5.0, what="the proxy listening again")
     healed = await heal(proxy.control.path, "no", proxy_gone=False)
     assert "already cleared" in healed.detail
+
+
+async def test_removing_a_proxy_killed_with_sigkill_leaves_no_socket_folder(
+    echo_port: int, tmp_path: Path
+) -> None:
+    """A proxy killed before it could remove its socket (a Ctrl-C storm during setup, a
+    crash): its removal takes the stale socket, and the run's socket folder, with it."""
+    import os
+    import uuid
+
+    from test_coordinator.netfault.paths import control_socket
+    from test_coordinator.runtime.ports_alloc import free_port
+    from test_coordinator.targets.port import RunScope, TargetSpec
+    from test_coordinator.targets.proxy import proxy_backend
+
+    run_id = f"test-{uuid.uuid4().hex[:8]}"
+    spec = TargetSpec(
+        "link", "proxy", {"listen": free_port(), "upstream": f"127.0.0.1:{echo_port}"}
+    )
+    backend = proxy_backend({"link": spec}, RunScope(run_id, tmp_path))
+    socket_path = control_socket(run_id, "link")
+    await backend.start("link")
+    await eventually(socket_path.exists, timeout_s=10.0, what="the control socket")
+
+    os.kill(backend.handle("link")["pid"], signal.SIGKILL)
+    await backend.remove("link")
+
+    assert not socket_path.parent.exists(), sorted(socket_path.parent.iterdir())
