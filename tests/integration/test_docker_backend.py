@@ -182,6 +182,39 @@ async def test_created_container_start_pause_resume_restart_kill_remove(
     assert run_containers(run_id) == []
 
 
+async def test_a_recovery_reaches_the_engine_its_run_used_whatever_its_own_docker_host(
+    scope: RunScope,
+    run_id: str,
+    docker_host: str,
+    http: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The handle names the engine: ``recover`` started in a shell without the run's
+    DOCKER_HOST still resumes and removes the run's paused container."""
+    port = free_port()
+    specs = docker_specs(web=docker_run(image=HTTPD, ports={"8080": port}, stop_grace="1s"))
+    crashed = DockerBackend(specs, scope)  # closed only at the end: it "crashed"
+    try:
+        await crashed.start("web")
+        await crashed.pause("web")
+        handle = crashed.handle("web")
+        assert handle["engine"] == docker_host
+
+        monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        recovered = DockerBackend(specs, scope)
+        try:
+            recovered.adopt("web", handle)
+            await recovered.resume("web")
+            await eventually(lambda: healthy(http, port), "healthy after the resume")
+            await recovered.remove("web")
+        finally:
+            await recovered.close()
+        monkeypatch.setenv("DOCKER_HOST", docker_host)
+        assert run_containers(run_id) == []
+    finally:
+        await crashed.close()
+
+
 async def test_existing_container_paused_then_resumed_by_a_new_backend_that_adopts_it(
     scope: RunScope, run_id: str, sdk: Any, http: httpx.AsyncClient
 ) -> None:

@@ -84,6 +84,7 @@ class DockerBackend:
 
     def __init__(self, specs: Mapping[str, TargetSpec], scope: RunScope) -> None:
         self._scope = scope
+        self._engine = engine_url()  # a recovery adopts the address its run used
         self._configs: dict[str, ContainerConfig] = {
             name: container_config(spec) for name, spec in specs.items()
         }
@@ -93,6 +94,7 @@ class DockerBackend:
         self._seq = 0
         self._client: Any = None
         self._client_lock = threading.Lock()
+        self._adopted = False  # a recovery's: what the crashed run created is not known here
         self._watcher: EventWatcher | None = None
         self._closed = False
         self._in_flight: dict[str, tuple[str, asyncio.Future[Any]]] = {}
@@ -196,6 +198,8 @@ class DockerBackend:
             await self.sync_logs(name)
         if not config.owned:
             return f"{name}: container {config.container} left in place"
+        if self._never_reached_the_engine():
+            return f"{name}: no container to remove: the run never reached the Docker engine"
         removed = await self._call(name, "remove", lambda: self._remove(name))
         if not removed:
             return f"{name}: no container to remove"
@@ -243,12 +247,20 @@ class DockerBackend:
             "id": seen.container_id,
             "name": seen.container_name,
             "started_at": seen.started_at,
+            "engine": self._engine,
         }
 
     def adopt(self, name: str, handle: Mapping[str, Any]) -> None:
-        """Take over the container ``handle`` names; it is inspected on first use."""
+        """Take over the container ``handle`` names; it is inspected on first use, through
+        the engine the handle names (a recovery's DOCKER_HOST may differ from its run's)."""
         self._config(name)
+        self._adopted = True
         cid, cname = handle.get("id"), handle.get("name")
+        engine = handle.get("engine")
+        if isinstance(engine, str) and engine:
+            with self._client_lock:
+                if self._client is None:
+                    self._engine = engine
         with self._lock:
             old = self._seen[name]
             if old.container_id is not None:
@@ -319,7 +331,7 @@ class DockerBackend:
         """
         await self.settled(name)
         call: asyncio.Future[T] = asyncio.ensure_future(
-            asyncio.to_thread(_guarded, name, doing, fn)
+            asyncio.to_thread(_guarded, name, doing, fn, self._engine)
         )
         call.add_done_callback(_retrieve)
         self._in_flight[name] = (doing, call)
@@ -331,15 +343,22 @@ class DockerBackend:
         if previous is not None and not previous[1].done():
             await asyncio.wait([previous[1]], timeout=CLIENT_TIMEOUT_S + 5.0)
 
+    def _never_reached_the_engine(self) -> bool:
+        """Whether this backend (a run's, not a recovery's) never made a client: then no
+        request of it reached the engine, and it created nothing."""
+        with self._client_lock:
+            return self._client is None and not self._adopted and not self._closed
+
     def _client_now(self) -> Any:
         """The SDK client, made on first use (then the events thread starts)."""
         with self._client_lock:
             if self._closed:
                 raise _Closed()
             if self._client is None:
-                self._client = new_client()
+                engine = self._engine
+                self._client = new_client(engine)
                 self._watcher = EventWatcher(
-                    new_client,
+                    lambda: new_client(engine),
                     self._on_event,
                     self._on_reconnect,
                 )
@@ -466,7 +485,9 @@ class DockerBackend:
                 with contextlib.suppress(NotFound):
                     client.api.remove_container(cid, force=True)
         except Exception as exc:
-            raise translate(exc, f"run {self._scope.run_id}", "remove its containers") from exc
+            raise translate(
+                exc, f"run {self._scope.run_id}", "remove its containers", self._engine
+            ) from exc
 
     def _write_logs(self, ref: str, paths: list[Path], since: int | None) -> None:
         from docker.errors import NotFound
@@ -501,7 +522,7 @@ class DockerBackend:
             seen = dataclasses.replace(self._seen[name])
         if seen.looked or self._ref(name) is None:
             return seen
-        return _guarded(name, "inspect", lambda: self._inspect(name))
+        return _guarded(name, "inspect", lambda: self._inspect(name), self._engine)
 
     async def _refresh(self, name: str) -> _Seen:
         return await self._call(name, "inspect", lambda: self._inspect(name))
@@ -560,19 +581,19 @@ def run_containers(run_id: str) -> list[str]:
         client.close()
 
 
-def new_client() -> Any:
-    """A Docker SDK client from the environment (``DOCKER_HOST`` ...).
+def new_client(url: str | None = None) -> Any:
+    """A Docker SDK client for the engine at ``url`` (default: the environment's
+    ``DOCKER_HOST``, else the default socket).
 
     The API version is negotiated with the first client for an engine address and
     reused after: Podman takes a third of a second to answer ``/version``.
     """
     import docker
 
-    url = engine_url()
+    url = url or engine_url()
+    environment = {**os.environ, "DOCKER_HOST": url}  # and its TLS settings, as from_env
     version = _negotiated.get(url)
-    if version is not None:
-        return docker.from_env(timeout=CLIENT_TIMEOUT_S, version=version)
-    client = docker.from_env(timeout=CLIENT_TIMEOUT_S)
+    client = docker.from_env(timeout=CLIENT_TIMEOUT_S, version=version, environment=environment)
     _negotiated[url] = str(client.api.api_version)
     return client
 
@@ -598,7 +619,7 @@ def _retrieve(call: asyncio.Future[Any]) -> None:
         call.exception()
 
 
-def _guarded(name: str, doing: str, fn: Callable[[], T]) -> T:
+def _guarded(name: str, doing: str, fn: Callable[[], T], engine: str) -> T:
     try:
         return fn()
     except TargetError:
@@ -606,7 +627,7 @@ def _guarded(name: str, doing: str, fn: Callable[[], T]) -> T:
     except _Closed:
         raise TargetError(f"{name}: {doing}: the docker backend is closed") from None
     except Exception as exc:
-        raise translate(exc, name, doing) from exc
+        raise translate(exc, name, doing, engine) from exc
 
 
 def _seen_from(attrs: Mapping[str, Any] | None, seq: int) -> _Seen:

@@ -22,15 +22,19 @@ def one_line(text: str) -> str:
     return line if len(line) <= _MAX_LEN else line[: _MAX_LEN - 3] + "..."
 
 
-def translate(exc: BaseException, service: str, doing: str) -> TargetError:
-    """``exc`` (raised by the SDK while ``doing`` something to ``service``) as a TargetError."""
+def translate(
+    exc: BaseException, service: str, doing: str, engine: str | None = None
+) -> TargetError:
+    """``exc`` (raised by the SDK while ``doing`` something to ``service``, through the
+    engine at ``engine``, by default the environment's) as a TargetError."""
     if isinstance(exc, TargetError):
         return exc
     reason = _unreachable_reason(exc)
     if reason is not None:
         _drop_frames(exc)
         return TargetError(
-            f"cannot reach the Docker engine at {engine_url()}: {reason} ({service}: {doing})",
+            f"cannot reach the Docker engine at {engine or engine_url()}: {reason} "
+            f"({service}: {doing})",
             infrastructure=True,
         )
     from docker.errors import APIError
