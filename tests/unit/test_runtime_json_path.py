@@ -56,6 +56,19 @@ def test_missing_parts_name_where_the_walk_stopped(path: str, message: str) -> N
         json_path(DOC, path)
 
 
+def test_a_long_value_in_a_message_is_cut_short() -> None:
+    """A page of HTML where JSON was expected is named, not printed whole."""
+    page = "<!DOCTYPE HTML>" + "x" * 5000
+
+    with pytest.raises(JsonPathError) as caught:
+        json_path(page, "status")
+
+    message = str(caught.value)
+    assert message.startswith("status: $ is str '<!DOCTYPE HTML>xxx")
+    assert message.endswith("... (5017 characters), nothing inside")
+    assert len(message) < 200
+
+
 @pytest.mark.parametrize("path", ["a..b", "a[", "a[x]", "a]b", "a[0]b"])
 def test_malformed_paths_are_refused(path: str) -> None:
     """A path that cannot be parsed is an error, not a silent miss."""

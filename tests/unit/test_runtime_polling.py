@@ -97,6 +97,29 @@ async def test_a_hanging_check_is_cancelled_at_the_deadline() -> None:
     assert "still running at the deadline" in caught.value.last.detail
 
 
+async def test_an_attempt_cut_short_by_the_deadline_keeps_the_answer_before_it() -> None:
+    """The last answer (a 404, say) says why it is not healthy; the attempt still running
+    when the deadline came does not hide it."""
+    answers = 0
+
+    async def wrong_then_slow() -> ProbeResult:
+        nonlocal answers
+        answers += 1
+        if answers == 1:
+            return ProbeResult(False, 404, "status 404, expected 200", 1.0, refused=True)
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    with pytest.raises(DeadlineExceeded) as caught:
+        await wait_until(wrong_then_slow, deadline_s=0.05, interval_s=0.001)
+
+    assert caught.value.last is not None
+    assert caught.value.last.detail == (
+        "status 404, expected 200 (the next attempt still running at the deadline (0.05 s))"
+    )
+    assert caught.value.last.value == 404
+
+
 async def test_a_timeout_raised_by_the_check_itself_is_not_swallowed() -> None:
     """Only the deadline's own cancellation is translated."""
 

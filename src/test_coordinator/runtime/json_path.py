@@ -68,9 +68,21 @@ def json_path(value: Any, path: str) -> Any:
             walked = f"{walked}[{index}]"
         else:
             raise JsonPathError(
-                f"{path}: {walked} is {type(current).__name__} {current!r}, nothing inside"
+                f"{path}: {walked} is {type(current).__name__} {_clipped(current)}, nothing inside"
             )
     return current
+
+
+SHOWN_CHARS = 80
+"""A value shown in a message is cut to this many characters (an HTML page in full would
+bury the message)."""
+
+
+def _clipped(value: Any) -> str:
+    shown = repr(value)
+    if len(shown) <= SHOWN_CHARS:
+        return shown
+    return f"{shown[:SHOWN_CHARS]}... ({len(shown)} characters)"
 
 
 def _as_index(part: PathPart) -> int | None:

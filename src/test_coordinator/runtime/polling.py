@@ -48,6 +48,7 @@ than start on a fast target, and never earlier than the truth.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 
@@ -107,9 +108,13 @@ async def wait_until(
             if not scope.expired():
                 raise
             waited = clock() - attempt_started
-            last = ProbeResult(
-                False, None, f"still running at the deadline ({deadline_s:g} s)", waited * 1000.0
-            )
+            running = f"still running at the deadline ({deadline_s:g} s)"
+            if last is None:
+                last = ProbeResult(False, None, running, waited * 1000.0)
+            else:  # the answer before it says more than the attempt cut short
+                last = dataclasses.replace(
+                    last, detail=f"{last.detail} (the next attempt {running})"
+                )
             raise _exceeded(deadline_s, last, attempts, clock() - started) from None
         observed = clock()
         if result.ok:
