@@ -232,6 +232,11 @@ def main() -> None:
                 tool = f"wrk -t{WRK_THREADS} -c{CONNECTIONS}"
                 throughput = {"tool": tool, **wrk_throughput(port, args.duration)}
             else:
+                print(
+                    "wrk is not installed (apt-get install wrk): throughput measured with "
+                    "the asyncio client, which measures lower",
+                    file=sys.stderr,
+                )
                 throughput = {
                     "tool": f"asyncio client, {CONNECTIONS} connections",
                     **run_client("closed", port, args.duration, 0),
