@@ -48,9 +48,18 @@ def test_validate_refuses_an_unknown_var(runner: CliRunner) -> None:
 
     assert 2 == result.exit_code
     assert (
-        "--var max_recovery: no scenario declares it; did you mean 'max_recovery_ms'?"
-        in result.output
+        "--var max_recovery: no scenario declares it; did you mean 'max_recovery_ms'? "
+        "allowed: " in result.output
     )
+
+
+def test_an_unknown_var_with_nothing_close_lists_what_is_allowed(runner: CliRunner) -> None:
+    result = runner.invoke(
+        app, ["validate", str(EXAMPLES / "restart-recovery.yaml"), "--var", "zzz=1"]
+    )
+
+    assert 2 == result.exit_code
+    assert "--var zzz: no scenario declares it; allowed: " in result.output
 
 
 def test_var_without_equals_is_a_usage_error(runner: CliRunner) -> None:

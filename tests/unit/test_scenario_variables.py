@@ -78,6 +78,10 @@ def test_override_takes_the_type_of_its_default() -> None:
         OverrideError, match=r"--var n='three': expected a whole number, like its default 1"
     ):
         resolve_values({"n": 1}, {"n": "three"}, {})
+    with pytest.raises(  # spelled as the scenario spells it, not as Python does
+        OverrideError, match=r"--var b='maybe': expected true or false, like its default true$"
+    ):
+        resolve_values({"b": True}, {"b": "maybe"}, {})
 
 
 def test_bad_override_is_a_scenario_problem() -> None:

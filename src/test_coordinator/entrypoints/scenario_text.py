@@ -60,9 +60,9 @@ def unknown_overrides_ok(
     unknown = sorted(set(overrides) - declared)
     for name in unknown:
         close = difflib.get_close_matches(name, sorted(declared), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
+        hint = f"; did you mean '{close[0]}'? " if close else "; "
         allowed = ", ".join(sorted(declared)) or "none declared"
-        echo(f"--var {name}: no scenario declares it{hint} allowed: {allowed}", err=True)
+        echo(f"--var {name}: no scenario declares it{hint}allowed: {allowed}", err=True)
     return not unknown
 
 

@@ -77,7 +77,7 @@ def coerce(name: str, text: str, default: Scalar, *, origin: str) -> Scalar:
     except ValueError:
         kind = {bool: "true or false", int: "a whole number", float: "a number"}[type(default)]
         raise OverrideError(
-            f"{origin} {name}={text!r}: expected {kind}, like its default {default!r}"
+            f"{origin} {name}={text!r}: expected {kind}, like its default {as_text(default)}"
         ) from None
     return text
 
