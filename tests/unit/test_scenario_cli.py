@@ -98,6 +98,28 @@ def test_plan_draws_random_targets_from_the_seed(runner: CliRunner, tmp_path: Pa
     assert len({choices(seed) for seed in range(8)}) > 1
 
 
+def test_plan_shows_the_pick_of_a_named_random_step(runner: CliRunner) -> None:
+    """A named step's line shows its name: the services the seed picks are in its note,
+    the same ones the run with that seed acts on."""
+    example = str(EXAMPLES / "random-target.yaml")
+    lines = {
+        seed: next(
+            line
+            for line in runner.invoke(app, ["plan", example, "--seed", str(seed)]).output.split(
+                "\n"
+            )
+            if "random from" in line
+        )
+        for seed in range(6)
+    }
+
+    picks = {
+        line.split("random from alpha, beta, gamma: ")[1].split("]")[0] for line in lines.values()
+    }
+    assert picks <= {"alpha", "beta", "gamma"} and len(picks) > 1
+    assert all("kill one" in line for line in lines.values())
+
+
 def test_schema_describes_steps_and_checks(runner: CliRunner) -> None:
     result = runner.invoke(app, ["schema"])
 

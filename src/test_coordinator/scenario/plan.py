@@ -93,7 +93,8 @@ def render_plan(loaded: LoadedScenario, seed: int | None) -> str:
         spec = getattr(item.step, item.kind, None)
         note = ""
         if getattr(spec, "random", False):
-            note = f"  [random from {', '.join(spec.services)}]"  # type: ignore[union-attr]
+            picked = ", ".join(chosen.get(item.step_id, ()))
+            note = f"  [random from {', '.join(spec.services)}: {picked}]"  # type: ignore[union-attr]
         if item.kind in NETWORK_KINDS:
             note += "  [network fault: heal recorded first; what it did is reported]"
         elif item.kind in FAULT_KINDS:
