@@ -343,8 +343,10 @@ async def test_start_errors_name_the_service(backend: ProcessSupervisor, tmp_pat
         await backend.start(ProcessSpec("ghost", ("/no/such/binary",)))
     with pytest.raises(
         BackendError, match=r"lost: cannot start: working directory .* does not exist"
-    ):
+    ) as missing_cwd:
         await backend.start(ProcessSpec("lost", ("sleep", "1"), cwd=tmp_path / "missing"))
+    # a spawn failure, as a missing command is (exit code 3), not the service's failure
+    assert isinstance(missing_cwd.value.__cause__, FileNotFoundError)
     await backend.start(ProcessSpec("once", ("sleep", "300")))
     with pytest.raises(BackendError, match=r"once: cannot start: already running as pid \d+"):
         await backend.start(ProcessSpec("once", ("sleep", "300")))

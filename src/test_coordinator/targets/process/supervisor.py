@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import pwd
@@ -278,7 +279,7 @@ class ProcessSupervisor:
             if spec.setup and spec.cwd is not None and not _is_dir(spec.cwd):
                 raise BackendError(
                     f"{spec.name}: cannot set up: working directory {spec.cwd} does not exist"
-                )
+                ) from _missing(spec.cwd)
             for index, argv in enumerate(spec.setup, start=1):
                 await self._run_setup(spec, account, index, argv)
 
@@ -468,7 +469,7 @@ class ProcessSupervisor:
         if spec.cwd is not None and not _is_dir(spec.cwd):
             raise BackendError(
                 f"{spec.name}: cannot start: working directory {spec.cwd} does not exist"
-            )
+            ) from _missing(spec.cwd)
         account = _account(spec)
 
         err_path = self.log_paths(spec.name)[1]
@@ -612,6 +613,12 @@ def _environment(spec: ProcessSpec, account: pwd.struct_passwd | None) -> dict[s
         env.update(HOME=account.pw_dir, USER=account.pw_name, LOGNAME=account.pw_name)
     env.update(spec.env)
     return env
+
+
+def _missing(path: Path) -> FileNotFoundError:
+    """What the spawn would have failed with: a working directory that is not there is
+    a process that cannot be spawned, as a command that is not there is."""
+    return FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
 
 
 def _make_dir(name: str, path: Path, account: pwd.struct_passwd | None) -> None:
