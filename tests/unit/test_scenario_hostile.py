@@ -164,6 +164,16 @@ def test_a_control_character_is_reported_at_its_line(tmp_path: Path) -> None:
     ] == found
 
 
+def test_a_tab_in_the_indentation_is_named(tmp_path: Path) -> None:
+    """YAML's own words ('found character that cannot start any token') do not say tab."""
+    indented = problems_in(tmp_path, "version: 1\nsteps:\n\t- wait: 1s\n")
+    inside = problems_in(tmp_path, 'version: 1\nname: "a\tb"\nsteps: [\n')
+
+    assert 1 == len(indented)
+    assert indented[0].endswith("(a tab in the indentation: YAML indents with spaces)")
+    assert "a tab" not in inside[0]
+
+
 @pytest.mark.parametrize(
     ("value", "shown"),
     [(".nan", "nan"), ("-.inf", "-inf"), ("18446744073709551617", "18446744073709551617")],

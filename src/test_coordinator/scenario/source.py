@@ -111,6 +111,13 @@ def too_large(file: str) -> ScenarioProblem:
     )
 
 
+def _indentation(text: str, index: int) -> str:
+    """The blanks that start the line ``index`` is on, up to ``index`` (included)."""
+    start = text.rfind("\n", 0, index) + 1
+    line = text[start : index + 1]
+    return line[: len(line) - len(line.lstrip(" \t"))]
+
+
 def parse_source(text: str, file: str) -> SourceTree:
     """Parse ``text``; raise ScenarioInvalid for syntax errors, duplicate keys and any limit."""
     if len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
@@ -131,6 +138,8 @@ def parse_source(text: str, file: str) -> SourceTree:
         what = " ".join(part for part in (exc.context, exc.problem) if part)
         if "maximum nesting depth" in what:  # libyaml's own limit, met when it reads ahead
             raise ScenarioInvalid([ScenarioProblem(file, position, "", _TOO_DEEP)]) from None
+        if mark is not None and "\t" in _indentation(text, mark.index):
+            what += " (a tab in the indentation: YAML indents with spaces)"
         raise ScenarioInvalid(
             [ScenarioProblem(file, position, "", f"not valid YAML or JSON: {what}")]
         ) from None
