@@ -49,7 +49,9 @@ def parse_vars(pairs: list[str] | None) -> dict[str, str]:
 
 
 def validate(
-    files: Annotated[list[Path], typer.Argument(help="Scenario files or directories.")],
+    files: Annotated[
+        list[Path], typer.Argument(help="Scenario files or directories.", metavar="PATH")
+    ],
     var: VarOption = None,
 ) -> None:
     """Check scenario files; print every problem with file:line:column. Touches nothing."""
@@ -59,7 +61,7 @@ def validate(
 
 
 def plan(
-    file: Annotated[Path, typer.Argument(help="A scenario file.")],
+    file: Annotated[Path, typer.Argument(help="A scenario file.", metavar="FILE")],
     var: VarOption = None,
     seed: SeedOption = None,
 ) -> None:
@@ -70,7 +72,9 @@ def plan(
 
 
 def run(
-    paths: Annotated[list[Path], typer.Argument(help="Scenario files or directories.")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Scenario files or directories.", metavar="PATH")
+    ],
     var: VarOption = None,
     seed: SeedOption = None,
     reports_dir: Annotated[
@@ -127,7 +131,9 @@ def recover() -> None:
 def report(
     runs: Annotated[
         list[Path],
-        typer.Argument(help="Run folders (reports/<run-id>) or their journal.json files."),
+        typer.Argument(
+            help="Run folders (reports/<run-id>) or their journal.json files.", metavar="RUN"
+        ),
     ],
 ) -> None:
     """Render report.html again from a stored journal."""
