@@ -230,14 +230,17 @@ async def _runs(cli: Cli) -> list[Any]:
         await adapter.close()
 
 
-def test_sigterm_interrupts_undoes_and_exits_130(cli: Cli, example: Callable[[str], str]) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_or_a_closed_terminal_interrupts_undoes_and_exits_130(
+    cli: Cli, example: Callable[[str], str], stop_signal: signal.Signals
+) -> None:
     tag = f"term-{uuid.uuid4().hex[:8]}"
     coordinator = cli.popen(
         "run", example("pause-resume.yaml"), "--var", "hold=60s", "--var", f"tag={tag}"
     )
     try:
         wait_for(lambda: any(state(p) == "T" for p in pids_with_arg(tag)), "the pause")
-        coordinator.send_signal(signal.SIGTERM)
+        coordinator.send_signal(stop_signal)
         output, _ = coordinator.communicate(timeout=30)
         assert 130 == coordinator.returncode, output
         assert "undo resume prices done" in output

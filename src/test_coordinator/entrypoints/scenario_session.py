@@ -230,6 +230,9 @@ async def _run_all(
     for sig, handler, args in (
         (signal.SIGINT, on_signal, (signal.SIGINT.name,)),
         (signal.SIGTERM, on_signal, (signal.SIGTERM.name,)),
+        # The terminal closed: the run is interrupted and undone by the coordinator itself
+        # (its output, gone with the terminal, is dropped).
+        (signal.SIGHUP, on_signal, (signal.SIGHUP.name,)),
         (signal.SIGTSTP, on_suspend, ()),
     ):
         with contextlib.suppress(NotImplementedError, RuntimeError):
