@@ -15,6 +15,7 @@ from engine_scenarios import scenario
 from test_coordinator.engine.executor import RunControl, RunOptions, run_scenario
 from test_coordinator.engine.results import Outcome, RunResult, Status, UndoResult
 from test_coordinator.ports.storage import RunStatus, UndoStatus
+from test_coordinator.scenario.model import DEFAULT_RUN_TIMEOUT_S
 
 
 def options(tmp_path: Path, seed: int = 7) -> RunOptions:
@@ -432,8 +433,9 @@ class RecordingGuard:
         self.armed = self.disarmed = False
         RecordingGuard.made.append(self)
 
-    def arm(self) -> dict[str, object]:
+    def arm(self, lifetime_s: float) -> dict[str, object]:
         self.armed = True
+        self.lifetime_s = lifetime_s
         return {"pid": 1}
 
     def disarm(self) -> None:
@@ -457,6 +459,8 @@ async def test_an_interrupt_before_the_guard_is_armed_still_ends_with_it_disarme
 
     [guard] = RecordingGuard.made
     assert (True, True) == (guard.armed, guard.disarmed)
+    # the run's timeout, its undo budget and a margin: past that, a stopped run is ended
+    assert guard.lifetime_s == DEFAULT_RUN_TIMEOUT_S + options(tmp_path).undo_timeout_s + 10.0
     assert Outcome.INTERRUPTED == result.outcome
     assert RunStatus.CANCELLED == result.run_status == h.store.runs[result.run_id].status
     assert ("pause", "api") not in h.backend.calls

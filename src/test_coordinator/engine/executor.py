@@ -74,6 +74,8 @@ from test_coordinator.targets.port import RunScope, TargetError
 log = logging.getLogger(__name__)
 
 STEADY_STATE_TIMEOUT_S = 30.0
+GUARD_MARGIN_S = 10.0
+"""Added to the run's timeout and undo budget before its guard may end a stopped run."""
 # After the last step, how long a fault whose service runs again may take to be seen healthy.
 RECOVERY_SETTLE_S = 2.0
 
@@ -215,8 +217,9 @@ class _Run:
         if self.deps.guard is None:
             return None
         guard = self.deps.guard(self.options.run_id, self.options.run_dir)
+        lifetime_s = self.model.timeout + self.options.undo_timeout_s + GUARD_MARGIN_S
         try:
-            identity = guard.arm()
+            identity = guard.arm(lifetime_s)
         except Exception as exc:
             log.warning("run %s: no guard: %s", self.options.run_id, exc)
             self.journal.record("guard.unavailable", detail=str(exc))

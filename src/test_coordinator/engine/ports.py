@@ -124,8 +124,10 @@ AuditLinkFactory = Callable[[str, Path], AuditLink]
 class RunGuard(Protocol):
     """A watchdog outside the coordinator that undoes the run if the coordinator dies."""
 
-    def arm(self) -> Mapping[str, Any]:
-        """Start watching; the guard's identity (host, pid, start time) for the run record."""
+    def arm(self, lifetime_s: float) -> Mapping[str, Any]:
+        """Start watching; the guard's identity (host, pid, start time) for the run record.
+        ``lifetime_s`` is the longest the run may last (its timeout and its undo budget):
+        past it, a coordinator that is stopped cannot end the run, and the guard ends it."""
 
     def disarm(self) -> None:
         """The run ended and undid everything itself: stand down (bounded wait)."""

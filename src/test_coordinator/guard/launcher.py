@@ -24,14 +24,22 @@ class ProcessGuard:
         self._writer: int | None = None
         self._process: subprocess.Popen[bytes] | None = None
 
-    def arm(self) -> dict[str, Any]:
-        """Start the guard; its identity (host, pid, start time) for the run record."""
+    def arm(self, lifetime_s: float) -> dict[str, Any]:
+        """Start the guard; its identity (host, pid, start time) for the run record.
+        Past ``lifetime_s`` it kills this process if it finds it stopped (see the guard)."""
         self._run_dir.mkdir(parents=True, exist_ok=True)
         reader, writer = os.pipe()  # both ends non-inheritable: no service gets a copy
         try:
             with (self._run_dir / LOG_FILE).open("ab") as log:
                 self._process = subprocess.Popen(
-                    [sys.executable, "-m", "test_coordinator.guard", self._run_id],
+                    [
+                        sys.executable,
+                        "-m",
+                        "test_coordinator.guard",
+                        self._run_id,
+                        f"{lifetime_s:.3f}",
+                        str(os.getpid()),
+                    ],
                     stdin=reader,
                     stdout=log,
                     stderr=log,
