@@ -266,6 +266,29 @@ async def test_kill_with_sigterm_returns_at_once_and_the_exit_follows(
         await backend.pause("orders")
 
 
+async def test_a_stopping_signal_that_stops_nothing_is_an_error_not_a_pause(
+    backend: ProcessSupervisor, client: httpx.AsyncClient
+) -> None:
+    """A service runs in its own session: the kernel discards SIGTSTP sent to it (its
+    process group is orphaned), so the kill says so instead of counting a pause that never
+    was. SIGSTOP stops it, and the kill returns once every member shows as stopped."""
+    port = free_port()
+    await backend.start(tiny("orders", port))
+    await wait_until(health(port, client).check, deadline_s=5.0, interval_s=0.005)
+
+    with pytest.raises(BackendError, match=r"not stopped 1 s after SIGTSTP: a service runs"):
+        await backend.kill("orders", signal.SIGTSTP)
+    assert backend.state("orders") == "running"
+
+    await backend.kill("orders", signal.SIGSTOP)
+    assert backend.state("orders") == "paused"
+    pid = backend.pid("orders")
+    assert pid is not None
+    stat = procfs.read_stat(pid)
+    assert stat is not None and stat.is_stopped
+    await backend.resume("orders")
+
+
 async def test_a_crash_is_reported_and_told_apart(tmp_path: Path) -> None:
     """on_exit hears of a process that exits by itself; exit_requested says nobody asked."""
     exits: list[tuple[str, int]] = []

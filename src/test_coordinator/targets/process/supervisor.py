@@ -67,6 +67,7 @@ PAUSE_WAIT_S = 1.0
 _GROUP_POLL_S = 0.005
 _STDERR_TAIL_BYTES = 400
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_STOPPING_SIGNALS = (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
 _JOB_CONTROL_SIGNALS = (
     signal.SIGSTOP,
     signal.SIGCONT,
@@ -234,7 +235,8 @@ class ProcessSupervisor:
         if sig not in _JOB_CONTROL_SIGNALS:
             managed.exit_requested = True
         self._signal_group(managed, sig)
-        if sig == signal.SIGSTOP:
+        if sig in _STOPPING_SIGNALS:
+            await self._wait_stopped(managed, _signal_name(sig))  # its undo resumes the rest
             managed.paused = True
         elif sig == signal.SIGCONT:
             managed.paused = False
@@ -248,14 +250,26 @@ class ProcessSupervisor:
         managed = self._require_running(name, "pause")
         self._signal_group(managed, signal.SIGSTOP)
         managed.paused = True
+        await self._wait_stopped(managed, "SIGSTOP")
+
+    async def _wait_stopped(self, managed: _Managed, what: str) -> None:
+        """Until every member of the group shows as stopped (bounded): a signal that should
+        have stopped it and did not is an error, not a pause that never was."""
         deadline = time.monotonic() + PAUSE_WAIT_S
         while True:
             running = [m.pid for m in procfs.group_members(managed.pid) if not m.is_stopped]
             if not running or not managed.running:
                 return
             if time.monotonic() >= deadline:
+                hint = (
+                    ""
+                    if what == "SIGSTOP"
+                    else ": a service runs in its own session, where the kernel discards "
+                    f"{what} unless the program handles it; pause (SIGSTOP) freezes it"
+                )
                 raise BackendError(
-                    f"{name}: pids {running} not stopped {PAUSE_WAIT_S:g} s after SIGSTOP"
+                    f"{managed.spec.name}: pids {running} not stopped {PAUSE_WAIT_S:g} s "
+                    f"after {what}{hint}"
                 )
             await asyncio.sleep(_GROUP_POLL_S)
 
