@@ -59,7 +59,8 @@ async def test_set_state_clear_through_the_socket(served: tuple[NetfaultProxy, P
     assert state["faults"][0]["pulse"] == {"on_ms": 500.0, "off_ms": 500.0}
     assert stats["faults"]["rst"]["resets"] == 0
     assert cleared is not None and cleared["connections"] == 0
-    assert await control.clear("slow") is None
+    assert await control.clear("slow") == cleared  # an undo tried again still reports it
+    assert await control.clear("never-set") is None
     assert await control.clear_all() == ["rst"]
     assert proxy.faults == []
 

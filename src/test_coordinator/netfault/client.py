@@ -2,7 +2,7 @@
 
     control = NetfaultControl("/run/tc/exchange.sock")
     await control.set("slow", Latency(ms=50))
-    stats = await control.clear("slow")         # what the fault did; None if it was not set
+    stats = await control.clear("slow")         # what the fault did; None if never set
 
 Each call opens the socket, sends one request, reads one reply and closes,
 within ``timeout_s``: nothing to keep alive, and a call made after a crash
@@ -51,10 +51,11 @@ class NetfaultControl:
         return replaced
 
     async def clear(self, fault_id: str) -> dict[str, int] | None:
-        """Undo the fault; its stats, or None if no fault had that id (clearing twice is fine)."""
+        """Undo the fault; its stats, or None if no fault had that id. Clearing twice is
+        fine: the second answer has the stats of the first, while the proxy keeps them."""
         reply = await self.request({"op": "clear", "id": fault_id})
-        stats: dict[str, int] | None = reply.get("stats") if reply.get("cleared") else None
-        return stats
+        stats = reply.get("stats")
+        return stats if isinstance(stats, dict) else None
 
     async def clear_all(self) -> list[str]:
         """Undo every fault; their ids."""

@@ -8,7 +8,8 @@ Requests, each answered by one line ``{"ok": true, ...}``:
   ``"owner": "run-1"`` it is refused while a fault whose id does not start with
   ``run-1`` is set (another run's: two runs must not fault one proxy at once);
 * ``{"op": "clear", "id": "f1"}``: ``"cleared": true`` and the fault's final
-  ``"stats"``, or ``"cleared": false`` if no such fault (an undo may be repeated);
+  ``"stats"``, or ``"cleared": false`` if no such fault (an undo may be repeated),
+  with the ``"stats"`` of the one cleared before under that id, if the proxy has them;
 * ``{"op": "clear_all"}``: the ``"cleared"`` ids;
 * ``{"op": "state"}``: where it listens and forwards, and ``"faults"``: each
   one's id, fault, pulse, whether it acts now, and stats;
@@ -59,7 +60,10 @@ def _clear(proxy: NetfaultProxy, request: Mapping[str, object]) -> Reply:
     fault_id = _fault_id(request)
     stats = proxy.clear_fault(fault_id)
     if stats is None:
-        return {"id": fault_id, "cleared": False}
+        earlier = proxy.cleared_stats(fault_id)
+        if earlier is None:
+            return {"id": fault_id, "cleared": False}
+        return {"id": fault_id, "cleared": False, "stats": earlier.to_json()}
     return {"id": fault_id, "cleared": True, "stats": stats.to_json()}
 
 

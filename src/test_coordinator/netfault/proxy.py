@@ -27,6 +27,8 @@ from test_coordinator.netfault.timers import make_timers
 
 MAX_FAULT_ID = 200
 READ_SIZE = 256 * 1024
+CLEARED_KEPT = 256
+"""How many cleared faults' stats the proxy keeps, for a clear that is repeated."""
 HELD_ENDED_MAX = 1024
 """Connections a partition holds that sent their end of stream, kept at most (the oldest
 beyond are let go)."""
@@ -56,6 +58,7 @@ class NetfaultProxy:
         self.links: set[Link] = set()
         self._held: set[Link] = set()  # accepted during a partition, not yet connected upstream
         self._held_ended: dict[Link, None] = {}  # ... that sent their end of stream, oldest first
+        self._cleared: dict[str, FaultStats] = {}  # what the faults cleared last did, by id
         self._faults: dict[str, ActiveFault] = {}
         self._refusing: tuple[ActiveFault, ...] = ()  # the refuse faults acting now ...
         self._refusing_since = 0.0  # ... since then (loop time)
@@ -127,13 +130,28 @@ class NetfaultProxy:
         if entry is None:
             return None
         self._refresh()
+        self._remember_cleared(entry)
         return entry.stats
+
+    def cleared_stats(self, fault_id: str) -> FaultStats | None:
+        """What the fault last cleared under ``fault_id`` did (among the latest cleared):
+        an undo tried again after a failure (the port taken after a refuse) still reports
+        it."""
+        return self._cleared.get(fault_id)
+
+    def _remember_cleared(self, entry: ActiveFault) -> None:
+        self._cleared.pop(entry.fault_id, None)
+        self._cleared[entry.fault_id] = entry.stats
+        while len(self._cleared) > CLEARED_KEPT:
+            del self._cleared[next(iter(self._cleared))]
 
     def clear_all(self) -> list[str]:
         """Undo every fault; their ids."""
-        cleared = [fault_id for fault_id in list(self._faults) if self._remove(fault_id)]
+        removed = [entry for fault_id in list(self._faults) if (entry := self._remove(fault_id))]
         self._refresh()
-        return cleared
+        for entry in removed:
+            self._remember_cleared(entry)
+        return [entry.fault_id for entry in removed]
 
     @property
     def faults(self) -> list[ActiveFault]:
