@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 from engine_fakes import harness
 
@@ -165,3 +166,49 @@ async def test_a_run_another_process_is_recovering_is_left_to_it() -> None:
     assert h.store.runs["q1"].status is RunStatus.QUEUED
     again = await recover_runs(h.store, h.deps, wall_clock_ms=lambda: NOW_MS)
     assert again.aborted_runs == ("q1",)
+
+
+async def test_an_undo_that_failed_and_is_done_later_is_shown_done_in_the_rewritten_report(
+    tmp_path: Path,
+) -> None:
+    """recover tries again an undo that failed for an aborted run: once it is done, the
+    run's reports are written again, and they show it done (the latest word on each undo),
+    with what an earlier recoverer, killed half-way, had done kept too."""
+    from test_coordinator.engine.undo_actions import UndoAction, UndoKind
+    from test_coordinator.ports.storage import JournalEvent, UndoRecord, UndoStatus
+    from test_coordinator.reporting.aborted import aborted_result
+    from test_coordinator.targets.port import TargetSpec
+
+    h = harness()
+    run = RunRecord(
+        "r1",
+        "heal-it",
+        RunStatus.ABORTED,
+        1_000,
+        summary={"coordinator": dead_coordinator(), "run_dir": str(tmp_path)},
+    )
+    await h.store.save_run(run)
+    remove = UndoAction(UndoKind.REMOVE, "api", TargetSpec("api", "process", {"command": "x"}))
+    failed = UndoRecord("r1-u1", "r1", "api", remove.to_json(), UndoStatus.FAILED, 1, "no engine")
+    await h.store.record_undo(failed)
+    earlier = {"undo_id": "r1-u2", "service": "api", "action": "resume", "status": "done"}
+    failed_then = {**earlier, "undo_id": "r1-u1", "action": "remove", "status": "failed"}
+    await h.store.append_events(
+        [
+            JournalEvent("r1", 1, 10, "undo.recovered", {**earlier, "detail": "resumed"}),
+            JournalEvent(
+                "r1",
+                2,
+                20,
+                RECOVERED_EVENT,
+                {"undos": [failed_then]},
+            ),
+        ]
+    )
+
+    report = await recover_runs(h.store, h.deps, retry_failed=True, wall_clock_ms=lambda: NOW_MS)
+
+    assert report.updated_runs == ("r1",) and report.aborted_runs == ()
+    rebuilt = aborted_result(h.store.runs["r1"], h.store.events_by_run["r1"])
+    assert {(u.undo_id, u.status) for u in rebuilt.undos} == {("r1-u1", "done"), ("r1-u2", "done")}
+    assert "undo failed" not in rebuilt.reason

@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 LIST_LIMIT = 10_000
 RECOVERED_EVENT = "run.recovered"
+UNDO_RECOVERED_EVENT = "undo.recovered"
 UNFINISHED = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
 """The statuses of a run whose coordinator, once dead, leaves it to recovery."""
 
@@ -71,6 +72,9 @@ class RecoveryReport:
     undos: tuple[LeftoverUndo, ...] = ()
     aborted_runs: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()
+    updated_runs: tuple[str, ...] = ()
+    """Runs aborted before, whose undos that had failed this recovery tried again: their
+    reports are written again."""
 
     @property
     def empty(self) -> bool:
@@ -119,7 +123,8 @@ async def recover_runs(
             skipped.append(f"run {run_id}: {why_not}")
 
     undone: list[LeftoverUndo] = []
-    aborted = []
+    aborted: list[str] = []
+    updated: list[str] = []
     for run_id in sorted(orphaned):
         with claim_run(run_id) as claimed:
             if not claimed:
@@ -134,18 +139,30 @@ async def recover_runs(
                 ),
                 key=lambda u: (u.created_at_ms, u.undo_id),
             )
-            results = await _undo_run(store, deps, run_id, records)
+            known = runs.get(run_id)
+            journal = _UndoJournal(
+                store,
+                run_id,
+                await store.events(run_id),
+                started_ms=known.started_at_ms if known is not None else None,
+                wall_clock_ms=wall_clock_ms,
+            )
+            results = await _undo_run(deps, run_id, records, journal)
             done = [
                 LeftoverUndo(run_id, r.undo_id, r.service, r.action, UndoStatus(r.status), r.detail)
                 for r in results
             ]
             undone += done
             run = await store.get_run(run_id)
-            if run is None or run.status not in UNFINISHED:
+            if run is None:
+                continue
+            if run.status not in UNFINISHED:
+                if done:
+                    updated.append(run_id)
                 continue
             await _mark_aborted(store, run, done, wall_clock_ms())
             aborted.append(run_id)
-    return RecoveryReport(tuple(undone), tuple(aborted), tuple(skipped))
+    return RecoveryReport(tuple(undone), tuple(aborted), tuple(skipped), tuple(updated))
 
 
 def _still_owned(run: RunRecord | None) -> str | None:
@@ -165,7 +182,7 @@ def _still_owned(run: RunRecord | None) -> str | None:
 
 
 async def _undo_run(
-    store: RunStore, deps: EngineDeps, run_id: str, records: list[UndoRecord]
+    deps: EngineDeps, run_id: str, records: list[UndoRecord], journal: _UndoJournal
 ) -> list[UndoResult]:
     entries: list[UndoEntry] = []
     unreadable: list[UndoResult] = []
@@ -173,10 +190,10 @@ async def _undo_run(
         try:
             entries.append(UndoEntry(record, UndoAction.from_json(record.action)))
         except ValueError as exc:
-            detail = f"{record.target}: {exc}"
-            await store.finish_undo(record.undo_id, UndoStatus.FAILED, detail)
             kind = str(record.action.get("action"))
-            unreadable.append(UndoResult(record.undo_id, record.target, kind, "failed", detail))
+            unreadable.append(
+                await journal.finished(record, kind, UndoStatus.FAILED, f"{record.target}: {exc}")
+            )
     if not entries:
         return unreadable
 
@@ -188,13 +205,10 @@ async def _undo_run(
         targets = deps.targets_factory(specs, RunScope(run_id, Path(log_dir)))
     except Exception as exc:
         detail = f"cannot reach the targets: {exc}"
-        results = []
-        for entry in entries:
-            await store.finish_undo(entry.record.undo_id, UndoStatus.FAILED, detail)
-            results.append(
-                UndoResult(entry.record.undo_id, entry.service, entry.action, "failed", detail)
-            )
-        return unreadable + results
+        return unreadable + [
+            await journal.finished(entry.record, entry.action, UndoStatus.FAILED, detail)
+            for entry in entries
+        ]
     for entry in entries:
         if entry.undo.handle:
             targets.adopt(entry.service, entry.undo.handle)
@@ -204,7 +218,7 @@ async def _undo_run(
         return await perform(action, targets, verify)
 
     async def finish(entry: UndoEntry, status: UndoStatus, detail: str) -> None:
-        await store.finish_undo(entry.record.undo_id, status, detail)
+        await journal.finished(entry.record, entry.action, status, detail)
 
     try:
         results = await unwind_actions(entries, perform_one, finish)
@@ -214,6 +228,46 @@ async def _undo_run(
         except Exception as exc:
             log.warning("run %s: closing its targets after recovery: %s", run_id, exc)
     return unreadable + results
+
+
+class _UndoJournal:
+    """Each undo a recovery finishes, stored at once with its own journal event
+    (``undo.recovered``): a recoverer killed half-way leaves in the run's journal what it
+    had done, and a later one that finishes an undo that failed before replaces it."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        run_id: str,
+        events: list[JournalEvent],
+        *,
+        started_ms: int | None,
+        wall_clock_ms: Callable[[], int],
+    ) -> None:
+        self._store = store
+        self._run_id = run_id
+        self._seq = max((event.seq for event in events), default=0)
+        self._started_ms = started_ms
+        self._now_ms = wall_clock_ms
+
+    async def finished(
+        self, record: UndoRecord, action: str, status: UndoStatus, detail: str
+    ) -> UndoResult:
+        await self._store.finish_undo(record.undo_id, status, detail)
+        self._seq += 1
+        result = UndoResult(record.undo_id, record.target, action, status.value, detail)
+        await self._store.append_events(
+            [
+                JournalEvent(
+                    run_id=self._run_id,
+                    seq=self._seq,
+                    at_ms=max(self._now_ms() - (self._started_ms or self._now_ms()), 0),
+                    kind=UNDO_RECOVERED_EVENT,
+                    data=dict(_result_json(result)),
+                )
+            ]
+        )
+        return result
 
 
 async def _mark_aborted(
@@ -263,6 +317,16 @@ async def _mark_aborted(
             )
         ]
     )
+
+
+def _result_json(result: UndoResult) -> Mapping[str, Any]:
+    return {
+        "undo_id": result.undo_id,
+        "service": result.service,
+        "action": result.action,
+        "status": result.status,
+        "detail": result.detail,
+    }
 
 
 def _undo_json(undo: LeftoverUndo) -> Mapping[str, Any]:

@@ -33,7 +33,7 @@ async def recover_and_report(
     from test_coordinator.reporting.aborted import write_aborted_reports
 
     report = await recover_runs(store, deps, only=only, retry_failed=retry_failed)
-    for run_id in report.aborted_runs:
+    for run_id in (*report.aborted_runs, *report.updated_runs):
         try:
             await write_aborted_reports(store, run_id)
         except Exception as exc:
@@ -53,6 +53,8 @@ def print_recovery(terminal: Terminal, report: RecoveryReport, *, quiet_if_empty
         )
     for run_id in report.aborted_runs:
         terminal.line(f"recover: run {run_id} marked aborted; reports written")
+    for run_id in report.updated_runs:
+        terminal.line(f"recover: run {run_id}: its reports written again")
     for note in report.skipped:
         terminal.line(f"recover: left alone: {note}")
 

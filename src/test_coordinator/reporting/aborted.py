@@ -5,8 +5,9 @@ before every fault), so the steps that ran, the faults and their recoveries can
 be read back from the stored events. Steps that started but have no stored end
 are reported as errors (events are stored in batches, so a step may have ended
 up to a second before the coordinator died); checks were never judged. The
-undo's outcome comes from the ``run.recovered`` event that whoever performed the
-undo appended.
+undo's outcome comes from the ``undo.recovered`` event that whoever performed the
+undo appended as it finished it (the latest for each undo: one that failed and
+was done by a later ``recover`` is shown done), and from ``run.recovered``.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def aborted_result(run: RunRecord, events: Sequence[JournalEvent]) -> RunResult:
     steps: dict[str, StepResult] = {}
     setup: StepResult | None = None
     recoveries: dict[tuple[str, str], Recovery] = {}
-    undos: list[UndoResult] = []
+    undos: dict[str, UndoResult] = {}  # by undo id: the latest word on each wins
     last_ms = 0.0
     for event in ordered:
         data = event.data
@@ -115,10 +116,16 @@ def aborted_result(run: RunRecord, events: Sequence[JournalEvent]) -> RunResult:
             key = (str(data.get("service")), str(data.get("step")))
             if key in recoveries:
                 recoveries[key] = replace(recoveries[key], recovered_at_ms=at)
+        elif event.kind == "undo.recovered":
+            undo = _undo(data)
+            undos[undo.undo_id] = undo
         elif event.kind == "run.recovered":
-            undos = [_undo(u) for u in data.get("undos") or () if isinstance(u, Mapping)]
+            for item in data.get("undos") or ():
+                if isinstance(item, Mapping):
+                    undo = _undo(item)
+                    undos[undo.undo_id] = undo
     reason = str(summary.get("reason") or "the coordinator died before the run ended")
-    failed = [u for u in undos if u.status != "done"]
+    failed = [u for u in undos.values() if u.status != "done"]
     if failed:
         reason += "; undo failed: " + "; ".join(
             f"{u.action} {u.service}: {u.detail}" for u in failed
@@ -139,7 +146,7 @@ def aborted_result(run: RunRecord, events: Sequence[JournalEvent]) -> RunResult:
         recoveries=tuple(
             r if r.recovered_at_ms is not None else _unrecovered(r) for r in recoveries.values()
         ),
-        undos=tuple(undos),
+        undos=tuple(undos.values()),
         events=tuple(ordered),
     )
 
