@@ -520,10 +520,12 @@ async def test_a_request_half_closed_during_a_partition_is_held_and_answered_aft
 
     assert await client.nothing_arrives()
     assert upstream.accepted == 0
-    proxy.clear_fault("cut")
+    stats = proxy.clear_fault("cut")
 
     assert await asyncio.wait_for(client.reader.read(), 5.0) == b"got 7 bytes"
     assert bytes(upstream.received) == b"request"
+    assert stats is not None  # what it held is counted: the bytes and the end of stream
+    assert (stats.connections, stats.bytes_delayed, stats.eofs_delayed) == (1, 7, 1)
 
 
 async def test_past_a_bound_the_oldest_ended_connections_a_partition_holds_are_let_go(

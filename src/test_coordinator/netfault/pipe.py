@@ -105,6 +105,8 @@ class Pipe:
             if plan.drop:  # a blackhole swallows the end of stream too, until it is cleared
                 self._eof_held = True
                 return
+            for entry in plan.withhold:  # a partition holds it until it heals
+                entry.stats.eofs_delayed += 1
             delay_s = sum(fault.ms for _, fault in plan.latency) / 1000
             for entry, close in plan.slow_close:
                 entry.touch(self.link.touched)
@@ -156,7 +158,10 @@ class Pipe:
 
     def _take(self, data: bytes, plan: FlowPlan | None) -> None:
         arrived = now()
-        if plan is None or plan.withhold:  # behind queued bytes, or read just as a partition began
+        if plan is None or plan.withhold:  # behind queued bytes, or held by a partition
+            if plan is not None:
+                for entry in plan.withhold:
+                    entry.stats.bytes_delayed += len(data)
             self._enqueue(arrived, data)
             return
         size = len(data)
