@@ -36,13 +36,17 @@ async def test_a_run_that_never_reached_the_engine_owes_no_removal(
     assert "no container to remove: the run never reached the Docker engine" in done
 
 
+@pytest.mark.parametrize("adopted", [False, True])
 async def test_a_recovery_that_cannot_reach_the_engine_owes_the_removal_still(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, adopted: bool
 ) -> None:
-    """A recovery does not know what the crashed run created: it says it cannot remove."""
+    """A recovery does not know what the crashed run created: it says it cannot remove.
+    (A removal is recorded before the container exists, so its record has no handle to
+    adopt: the guard's backend meets it fresh.)"""
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
     recovering = backend(tmp_path)
-    recovering.adopt("web", {"id": None, "name": None, "started_at": None})
+    if adopted:
+        recovering.adopt("web", {"id": None, "name": None, "started_at": None})
     try:
         with pytest.raises(TargetError, match="cannot reach the Docker engine"):
             await recovering.remove("web")

@@ -94,7 +94,9 @@ class DockerBackend:
         self._seq = 0
         self._client: Any = None
         self._client_lock = threading.Lock()
-        self._adopted = False  # a recovery's: what the crashed run created is not known here
+        self._never_created: set[str] = set()
+        """Services whose start failed before this backend could reach the engine at all:
+        the run created nothing for them (a recovery's backend never has any)."""
         self._watcher: EventWatcher | None = None
         self._closed = False
         self._in_flight: dict[str, tuple[str, asyncio.Future[Any]]] = {}
@@ -104,6 +106,15 @@ class DockerBackend:
     # -- lifecycle ---------------------------------------------------------
 
     async def start(self, name: str) -> str:
+        try:
+            return await self._start(name)
+        except TargetError:
+            with self._client_lock:
+                if self._client is None:  # no request of this start reached the engine
+                    self._never_created.add(name)
+            raise
+
+    async def _start(self, name: str) -> str:
         config = self._config(name)
         seen = await self._refresh(name)
         if seen.container_id is None:
@@ -198,7 +209,7 @@ class DockerBackend:
             await self.sync_logs(name)
         if not config.owned:
             return f"{name}: container {config.container} left in place"
-        if self._never_reached_the_engine():
+        if self._never_reached_the_engine(name):
             return f"{name}: no container to remove: the run never reached the Docker engine"
         removed = await self._call(name, "remove", lambda: self._remove(name))
         if not removed:
@@ -254,7 +265,6 @@ class DockerBackend:
         """Take over the container ``handle`` names; it is inspected on first use, through
         the engine the handle names (a recovery's DOCKER_HOST may differ from its run's)."""
         self._config(name)
-        self._adopted = True
         cid, cname = handle.get("id"), handle.get("name")
         engine = handle.get("engine")
         if isinstance(engine, str) and engine:
@@ -343,11 +353,11 @@ class DockerBackend:
         if previous is not None and not previous[1].done():
             await asyncio.wait([previous[1]], timeout=CLIENT_TIMEOUT_S + 5.0)
 
-    def _never_reached_the_engine(self) -> bool:
-        """Whether this backend (a run's, not a recovery's) never made a client: then no
-        request of it reached the engine, and it created nothing."""
+    def _never_reached_the_engine(self, name: str) -> bool:
+        """Whether ``name``'s start failed before any request reached the engine, and none
+        has since: then this run created nothing for it."""
         with self._client_lock:
-            return self._client is None and not self._adopted and not self._closed
+            return name in self._never_created and self._client is None
 
     def _client_now(self) -> Any:
         """The SDK client, made on first use (then the events thread starts)."""
