@@ -182,6 +182,30 @@ async def test_created_container_start_pause_resume_restart_kill_remove(
     assert run_containers(run_id) == []
 
 
+async def test_a_fresh_backend_removes_the_containers_of_a_crashed_run(
+    scope: RunScope, run_id: str
+) -> None:
+    """The guard's case: a removal is recorded before its container exists, so its record
+    has no handle, and the guard's new backend removes by the run's label, as its first
+    call to the engine."""
+    specs = docker_specs(web=docker_run(image=HTTPD, ports={"8080": free_port()}))
+    crashed = DockerBackend(specs, scope)  # closed only at the end: it "crashed"
+    try:
+        await crashed.start("web")
+        assert run_containers(run_id) != []
+
+        guard = DockerBackend(specs, scope)
+        try:
+            done = await guard.remove("web")
+        finally:
+            await guard.close()
+
+        assert "removed container" in done
+        assert run_containers(run_id) == []
+    finally:
+        await crashed.close()
+
+
 async def test_a_recovery_reaches_the_engine_its_run_used_whatever_its_own_docker_host(
     scope: RunScope,
     run_id: str,
