@@ -330,13 +330,9 @@ def _result_json(result: UndoResult) -> Mapping[str, Any]:
 
 
 def _undo_json(undo: LeftoverUndo) -> Mapping[str, Any]:
-    return {
-        "undo_id": undo.undo_id,
-        "service": undo.service,
-        "action": undo.action,
-        "status": undo.status.value,
-        "detail": undo.detail,
-    }
+    return _result_json(
+        UndoResult(undo.undo_id, undo.service, undo.action, undo.status.value, undo.detail)
+    )
 
 
 __all__ = ["LeftoverUndo", "RecoveryReport", "recover_runs"]
