@@ -156,6 +156,13 @@ def test_what_must_be_refused_is_refused(service: ServiceProcess) -> None:
     remote_process = api(service, "POST", "/api/v1/runs", json={"document": QUICK_RESTART})
     assert 403 == remote_process.status_code
     assert "services.web.process" in remote_process.json()["detail"]
+    reads_shadow = (
+        "version: 1\nservices:\n  me:\n    health: {tcp: {port: 1}}\n    log: /etc/shadow\n"
+        "steps:\n  - wait: 1ms\nchecks:\n  - log: {service: me, present: '^root:'}\n"
+    )
+    remote_file = api(service, "POST", "/api/v1/runs", json={"document": reads_shadow})
+    assert 403 == remote_file.status_code
+    assert "services.me.log: reads the local file '/etc/shadow'" in remote_file.json()["detail"]
 
     unknown = api(service, "POST", "/api/v1/runs", json={"scenario": "no-such"})
     assert 404 == unknown.status_code

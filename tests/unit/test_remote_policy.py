@@ -61,3 +61,34 @@ def test_observing_and_faulting_existing_targets_runs_nothing_here() -> None:
             latency: {delay: 50ms}
         """
     )
+
+
+def test_reading_files_writing_to_sockets_and_relays_beyond_the_host_are_named() -> None:
+    """A ``log:`` file is read and its matching lines reported (``/etc/shadow``, line by
+    line); an existing proxy's ``control:`` is any Unix socket of the host; a proxy that
+    listens beyond loopback opens the host's network to whoever can reach it."""
+    places = found(
+        """
+        version: 1
+        services:
+          api:
+            health: {tcp: {port: 8080}}
+            log: /etc/shadow
+          socket:
+            proxy: {control: /run/docker.sock}
+            health: {tcp: {port: 8081}}
+          relay:
+            proxy: {listen: 19000, host: 0.0.0.0, upstream: "db.internal:5432"}
+          local:
+            proxy: {listen: 19001, host: "::1", upstream: "127.0.0.1:8080"}
+        steps:
+          - wait: 1ms
+        """
+    )
+
+    assert [
+        "services.api.log: reads the local file '/etc/shadow'",
+        "services.socket.proxy.control: writes to the local socket '/run/docker.sock'",
+        "services.relay.proxy.host: opens a relay to 'db.internal:5432' on '0.0.0.0', "
+        "beyond this host",
+    ] == places
