@@ -449,3 +449,17 @@ async def test_a_lease_store_out_of_reach_until_the_leases_may_expire_interrupts
     record = store.runs[cut]
     assert RunStatus.PASSED != record.status
     assert "leases could not be renewed for 0.6 s" in record.summary["reason"]
+
+
+async def test_validation_finds_the_variables_a_run_would_be_refused_for(
+    parts: tuple[RunManager, StandInEngine, InMemoryRunStore],
+) -> None:
+    """The validate endpoints (REST and gRPC) and the submission judge variables alike."""
+    manager, _, _ = parts
+
+    problems = await manager.problems(name="one", document=None, overrides={"nosuch": "1"})
+
+    assert ["vars.nosuch"] == [p.path for p in problems]
+    assert "the scenario declares no variable 'nosuch'" in problems[0].message
+    with pytest.raises(ScenarioRejected):
+        await manager.submit(RunRequest(scenario="one", vars={"nosuch": "1"}))

@@ -19,7 +19,7 @@ from test_coordinator.scenario.loader import (
     load_scenario_text,
     placeholder_port,
 )
-from test_coordinator.scenario.problems import ScenarioInvalid, ScenarioProblem
+from test_coordinator.scenario.problems import Position, ScenarioInvalid, ScenarioProblem
 from test_coordinator.service.runs.requests import UnknownScenario
 
 DOCUMENT_LABEL = "request"
@@ -64,12 +64,14 @@ class ScenarioLibrary:
         self, *, name: str | None = None, document: str | None = None,
         overrides: Mapping[str, str] | None = None,
     ) -> list[ScenarioProblem]:  # fmt: skip
-        """Every problem of the named scenario or of ``document``; empty when it is valid."""
+        """Every problem of the named scenario or of ``document`` with ``overrides`` (a
+        variable it does not declare is one); empty when it is valid."""
+        overrides = overrides or {}
         try:
-            self.load(name=name, document=document, overrides=overrides or {})
+            loaded = self.load(name=name, document=document, overrides=overrides)
         except ScenarioInvalid as exc:
             return list(exc.problems)
-        return []
+        return undeclared_variables(name or DOCUMENT_LABEL, overrides, loaded)
 
     def load(
         self,
@@ -106,3 +108,19 @@ class ScenarioLibrary:
             reports_dir=reports_dir,
             discovered=discovered,
         )
+
+
+def undeclared_variables(
+    label: str, overrides: Mapping[str, str], loaded: LoadedScenario
+) -> list[ScenarioProblem]:
+    """A problem for each of ``overrides`` that ``loaded`` does not declare."""
+    declared = ", ".join(sorted(loaded.declared_vars)) or "none"
+    return [
+        ScenarioProblem(
+            label,
+            Position(1, 1),
+            f"vars.{name}",
+            f"the scenario declares no variable {name!r}; it declares: {declared}",
+        )
+        for name in sorted(set(overrides) - loaded.declared_vars)
+    ]

@@ -39,9 +39,13 @@ from test_coordinator.ports.leases import Leases, LeaseUnavailable
 from test_coordinator.ports.storage import JournalEvent, RunRecord, RunStatus, RunStore
 from test_coordinator.scenario.discovery import DiscoveredValues
 from test_coordinator.scenario.loader import LoadedScenario
-from test_coordinator.scenario.problems import Position, ScenarioInvalid, ScenarioProblem
+from test_coordinator.scenario.problems import ScenarioInvalid, ScenarioProblem
 from test_coordinator.service.runs.events import RunEvents
-from test_coordinator.service.runs.library import DOCUMENT_LABEL, ScenarioLibrary
+from test_coordinator.service.runs.library import (
+    DOCUMENT_LABEL,
+    ScenarioLibrary,
+    undeclared_variables,
+)
 from test_coordinator.service.runs.metrics import RunMetrics
 from test_coordinator.service.runs.remote_policy import local_execution
 from test_coordinator.service.runs.requests import (
@@ -334,21 +338,9 @@ class RunManager:
             )
         except ScenarioInvalid as exc:
             raise ScenarioRejected(exc.problems) from None
-        unknown = sorted(set(request.vars) - loaded.declared_vars)
-        if unknown:
-            declared = ", ".join(sorted(loaded.declared_vars)) or "none"
-            label = request.scenario or DOCUMENT_LABEL
-            raise ScenarioRejected(
-                [
-                    ScenarioProblem(
-                        label,
-                        Position(1, 1),
-                        f"vars.{name}",
-                        f"the scenario declares no variable {name!r}; it declares: {declared}",
-                    )
-                    for name in unknown
-                ]
-            )
+        undeclared = undeclared_variables(request.scenario or DOCUMENT_LABEL, request.vars, loaded)
+        if undeclared:
+            raise ScenarioRejected(undeclared)
         if request.remote and request.document is not None and not self._allow_remote_execution:
             found = local_execution(loaded.model)
             if found:
