@@ -209,3 +209,31 @@ async def test_writes_buffered_before_a_restart_reach_the_server_after_it(
             assert (await stored_run(after, "r1")).status == RunStatus.ABORTED
         finally:
             await after.close()
+
+
+async def test_instance_names_differing_only_in_case_cannot_share_their_schema(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Both derive test_coordinator_case1: the first to start claims it; the second keeps
+    serving, with its store down and its health saying why, and never sees the first's
+    runs."""
+    first = DataAdapter.from_settings(
+        settings(tmp_path / "a", database_url, service_instance_name="test-coordinator-Case1")
+    )
+    second = DataAdapter.from_settings(
+        settings(tmp_path / "b", database_url, service_instance_name="test-coordinator-CASE1")
+    )
+    try:
+        await first.start()
+        await first.runs.save_run(RunRecord("r1", "first-scenario", RunStatus.RUNNING, 1))
+        await second.start()
+
+        health = postgres_health(second)
+        assert not health.healthy
+        assert "belongs to the instance 'test-coordinator-Case1'" in health.detail
+        with pytest.raises(StorageUnavailable):
+            await second.runs.list_runs()
+        assert postgres_health(first).healthy
+    finally:
+        await first.close()
+        await second.close()

@@ -79,7 +79,12 @@ class DataAdapter:
                 connect_timeout_s=policy.connect_timeout_s,
                 command_timeout_s=policy.operation_timeout_s,
             )
-            sql = SqlRunStore(engine, name="postgres", schema=settings.database_schema)
+            sql = SqlRunStore(
+                engine,
+                name="postgres",
+                schema=settings.database_schema,
+                owner=settings.service_instance_name,
+            )
             writer = BufferedWriter("postgres", sql, data_dir / "outbox-postgres.db", policy)
             writers.append(writer)
             runs = BufferedRunStore(sql, writer)

@@ -60,16 +60,24 @@ def _run_listing(query: RunQuery) -> sa.Select[Any]:
 class SqlRunStore:
     """Runs, journal events and undo records in the instance's schema (or SQLite file)."""
 
-    def __init__(self, engine: AsyncEngine, *, name: str, schema: str | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        name: str,
+        schema: str | None = None,
+        owner: str | None = None,
+    ) -> None:
         self.engine = engine
         self.name = name
         self.schema = schema
+        self.owner = owner  # the instance the schema is claimed for (see upgrade_to_head)
         self._migrated = False
 
     async def migrate(self) -> None:
         """Create the schema if missing and bring its tables to the newest revision."""
         async with connected(self.engine, self.name) as connection:
-            await upgrade_to_head(connection, self.schema)
+            await upgrade_to_head(connection, self.schema, self.owner)
             await connection.commit()
         self._migrated = True
 
