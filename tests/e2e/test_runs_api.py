@@ -197,6 +197,31 @@ def test_what_must_be_refused_is_refused(service: ServiceProcess) -> None:
     assert (200, []) == (listed.status_code, listed.json()["runs"])  # nothing was stored
 
 
+def test_without_a_token_only_this_machines_own_clients_are_answered(
+    tmp_path: Path, library: Path
+) -> None:
+    """On loopback with no API_TOKEN: a request naming another host (DNS rebinding) or
+    sent by a web page (its Origin) is refused; curl, scripts and the CLI are answered."""
+    svc = start_service(tmp_path / "svc", {"SCENARIO_DIR": str(library)})  # no API_TOKEN
+    try:
+        runs = f"{svc.base_url}/api/v1/runs"
+        plain = httpx.get(runs, timeout=5)
+        rebound = httpx.get(runs, headers={"Host": "evil.example"}, timeout=5)
+        page = httpx.post(
+            f"{runs}/20261202-000000-abcdef/cancel",
+            headers={"Origin": "https://evil.example"},
+            timeout=5,
+        )
+        health = httpx.get(f"{svc.base_url}/api/v1/health", headers={"Host": "x"}, timeout=5)
+    finally:
+        svc.stop(timeout_s=20)
+
+    assert 200 == plain.status_code
+    assert 403 == rebound.status_code and "is not this machine" in rebound.json()["detail"]
+    assert 403 == page.status_code and "from a web page" in page.json()["detail"]
+    assert 200 == health.status_code  # probes and Prometheus need no token
+
+
 def test_a_service_reachable_from_other_machines_needs_a_token(tmp_path: Path) -> None:
     env = {
         **{k: v for k, v in os.environ.items() if k != "API_TOKEN"},
