@@ -154,7 +154,9 @@ def test_sigkill_while_cut_the_guard_undoes_it(cli: Cli) -> None:
     try:
         deadline = time.monotonic() + 30
         while not _fault_set(cli):
-            assert coordinator.poll() is None, "the run ended early"
+            if coordinator.poll() is not None:  # say why: its output is the only witness
+                output = coordinator.stdout.read() if coordinator.stdout is not None else ""
+                raise AssertionError(f"the run ended early ({coordinator.returncode}):\n{output}")
             assert time.monotonic() < deadline, "the partition was never set"
             time.sleep(0.05)  # polling a file, with a deadline
         proxies = set(pids_with_arg("test_coordinator.netfault")) - others
