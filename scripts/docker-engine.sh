@@ -87,12 +87,25 @@ alive() {
   [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$2"
 }
 
+# Whether the process in pidfile $1 runs in a folder that was removed since.
+cwd_gone() {
+  local pid
+  pid=$(cat "$1" 2>/dev/null) || return 1
+  [ -n "$pid" ] || return 1
+  case "$(readlink "/proc/$pid/cwd" 2>/dev/null)" in *" (deleted)") return 0 ;; esac
+  return 1
+}
+
 # Start "$@" detached (own session, stdin closed, output to $2), PID into $1.
 spawn() {
   local pidfile=$1 out=$2; shift 2
   rm -f "$pidfile"
+  # From /: a process keeps the folder it started in as its working directory, and a
+  # service started from a folder removed since (a CI clone) starts no container: conmon,
+  # which it spawns there, fails "Failed to get working directory" (runc: "write child:
+  # broken pipe").
   # shellcheck disable=SC2016  # expanded by the inner sh
-  setsid sh -c 'echo $$ > "$0"; exec "$@"' "$pidfile" "$@" </dev/null >"$out" 2>&1 &
+  (cd / && exec setsid sh -c 'echo $$ > "$0"; exec "$@"' "$pidfile" "$@" </dev/null >"$out" 2>&1) &
   for _ in $(seq 1 50); do [ -s "$pidfile" ] && return 0; sleep 0.05; done
   return 1
 }
@@ -274,6 +287,10 @@ start() {
   install_packages || return 1
   mkdir -p "$RUN_DIR"
   write_conf
+  if alive "$SERVICE_PID" "system service" && cwd_gone "$SERVICE_PID"; then
+    log "the running podman service was started in a folder removed since: restarting it"
+    stop
+  fi
   if ! ping_ours; then
     spawn "$SERVICE_PID" "$LOG" podman system service --time=0 "$OUR_HOST" \
       || { log "could not start podman system service (see $LOG)"; return 1; }
