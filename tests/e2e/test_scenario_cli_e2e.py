@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -234,24 +235,11 @@ async def _runs(cli: Cli) -> list[Any]:
 def test_sigterm_or_a_closed_terminal_interrupts_undoes_and_exits_130(
     cli: Cli, example: Callable[[str], str], stop_signal: signal.Signals
 ) -> None:
-    tag = f"term-{uuid.uuid4().hex[:8]}"
-    coordinator = cli.popen(
-        "run", example("pause-resume.yaml"), "--var", "hold=60s", "--var", f"tag={tag}"
-    )
-    try:
-        wait_for(lambda: any(state(p) == "T" for p in pids_with_arg(tag)), "the pause")
-        coordinator.send_signal(stop_signal)
-        output, _ = coordinator.communicate(timeout=30)
+    with _signalled_while_paused(cli, example, "60s", stop_signal) as (coordinator, output, tag):
         assert 130 == coordinator.returncode, output
         assert "undo resume prices done" in output
         assert [] == pids_with_arg(tag)
         assert "interrupted" == journal_of(cli)["outcome"]
-    finally:
-        if coordinator.poll() is None:
-            coordinator.kill()
-            coordinator.communicate(timeout=10)
-        for pid in pids_with_arg(tag):
-            kill_group(pid)
 
 
 def test_ctrl_z_does_not_suspend_a_run_with_its_faults_in_place(
@@ -259,18 +247,27 @@ def test_ctrl_z_does_not_suspend_a_run_with_its_faults_in_place(
 ) -> None:
     """SIGTSTP (Ctrl-Z) would leave the paused service paused for as long as the shell
     keeps the coordinator stopped: the run says so and goes on."""
-    tag = f"tstp-{uuid.uuid4().hex[:8]}"
-    coordinator = cli.popen(
-        "run", example("pause-resume.yaml"), "--var", "hold=1s", "--var", f"tag={tag}"
-    )
-    try:
-        wait_for(lambda: any(state(p) == "T" for p in pids_with_arg(tag)), "the pause")
-        coordinator.send_signal(signal.SIGTSTP)
-        output, _ = coordinator.communicate(timeout=30)
-
+    with _signalled_while_paused(cli, example, "1s", signal.SIGTSTP) as (coordinator, output, _):
         assert 0 == coordinator.returncode, output
         assert "SIGTSTP: a run is not suspended" in output
         assert "passed" == journal_of(cli)["outcome"]
+
+
+@contextmanager
+def _signalled_while_paused(
+    cli: Cli, example: Callable[[str], str], hold: str, sent: signal.Signals
+) -> Iterator[tuple[subprocess.Popen[str], str, str]]:
+    """Run pause-resume.yaml, send ``sent`` once its service is paused; the ended
+    coordinator, its output and the run's tag. What the run left is killed after."""
+    tag = f"sig-{uuid.uuid4().hex[:8]}"
+    coordinator = cli.popen(
+        "run", example("pause-resume.yaml"), "--var", f"hold={hold}", "--var", f"tag={tag}"
+    )
+    try:
+        wait_for(lambda: any(state(p) == "T" for p in pids_with_arg(tag)), "the pause")
+        coordinator.send_signal(sent)
+        output, _ = coordinator.communicate(timeout=30)
+        yield coordinator, output, tag
     finally:
         if coordinator.poll() is None:
             coordinator.kill()
